@@ -1,0 +1,66 @@
+"""bpf: declarative business process flows for Python.
+
+Processes are YAML files (stages, steps, branches), loaded into frozen definitions; an `Engine`
+runs flows of them on records, gates forward moves on required steps, keeps the pipeline phase
+and the history, and persists flows in SQLite or PostgreSQL.
+"""
+
+from bpf._errors import (
+    AccessDenied,
+    BpfError,
+    BpfWarning,
+    Cancel,
+    ConcurrencyError,
+    DefinitionError,
+    DefinitionWarning,
+    FlowError,
+    FlowExistsError,
+    FlowNotFoundError,
+    HookError,
+    PipelineFieldWarning,
+    Problem,
+    RecordError,
+    RegistrationError,
+    StageGateError,
+    StoreError,
+    TransitionError,
+    UnknownProcessError,
+    UnknownStageError,
+)
+from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
+from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "All",
+    "AnyOf",
+    "BpfError",
+    "BpfWarning",
+    "Branch",
+    "Cancel",
+    "Compare",
+    "ConcurrencyError",
+    "Condition",
+    "DefinitionError",
+    "DefinitionWarning",
+    "FlowError",
+    "FlowExistsError",
+    "FlowNotFoundError",
+    "HookError",
+    "Not",
+    "Outcome",
+    "PipelineFieldWarning",
+    "Problem",
+    "ProcessDefinition",
+    "RecordError",
+    "RegistrationError",
+    "Stage",
+    "StageGateError",
+    "Step",
+    "StoreError",
+    "TransitionError",
+    "UnknownProcessError",
+    "UnknownStageError",
+]

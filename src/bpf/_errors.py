@@ -1,0 +1,139 @@
+"""Every exception and warning bpf raises.
+
+One root, `BpfError`, and small families under it. Errors of the libraries bpf builds on (PyYAML,
+jsonschema, transitions, SQLAlchemy) are translated into these at the boundary, so callers catch
+bpf's types only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from bpf.definition.model import Step
+
+
+class BpfError(Exception):
+    """Base class of every error bpf raises."""
+
+
+# -- definitions ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(order=True)
+class Problem:
+    """One located problem in a process definition: ``source:line:col: message``."""
+
+    source: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}:{self.column}: {self.message}"
+
+
+class DefinitionError(BpfError):
+    """A process definition is invalid; `.problems` lists every problem found, located."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(set(problems)))
+        super().__init__("\n".join(str(p) for p in self.problems) or "invalid process definition")
+
+
+class UnknownProcessError(BpfError, LookupError):
+    """No process of that name (and version) is shipped or registered."""
+
+
+class UnknownStageError(BpfError, LookupError):
+    """The process has no stage with that id."""
+
+
+class RegistrationError(BpfError):
+    """A definition cannot be registered with an engine (unknown action, version clash...)."""
+
+
+# -- runtime -------------------------------------------------------------------------------------
+
+
+class FlowError(BpfError):
+    """A flow operation was refused; the flow, the record and the history are unchanged."""
+
+
+class TransitionError(FlowError):
+    """The move is not possible from the flow's current state; `.reason` says why.
+
+    Reasons: ``"end"`` (no stage after the last), ``"beginning"`` (no stage before the first),
+    ``"unreachable"`` (stage not on the traversed path), ``"status"`` (flow is finished or aborted,
+    or not), ``"entity"`` (the next stage needs a record of another entity), ``"outcome"``
+    (unknown outcome).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StageGateError(TransitionError):
+    """Required steps of the active stage are not filled; `.missing` lists them."""
+
+    def __init__(self, message: str, *, missing: Sequence[Step]) -> None:
+        super().__init__(message, reason="gate")
+        self.missing: tuple[Step, ...] = tuple(missing)
+
+
+class FlowExistsError(FlowError):
+    """The record already has a flow of that process (one flow per process and record)."""
+
+
+class FlowNotFoundError(FlowError, LookupError):
+    """The record has no flow of that process."""
+
+
+class AccessDenied(FlowError):
+    """The actor holds none of the roles the process requires."""
+
+
+class Cancel(FlowError):
+    """Raised by a ``stage_changing`` or ``status_changing`` handler to cancel the change."""
+
+
+class HookError(BpfError):
+    """A hook or stage action raised; `__cause__` holds the original exception."""
+
+
+class RecordError(BpfError):
+    """A record cannot be used: no ``id``, or a field bpf must write cannot be set."""
+
+
+# -- storage -------------------------------------------------------------------------------------
+
+
+class StoreError(BpfError):
+    """The store cannot be reached or used; the message names the URL (password hidden)."""
+
+
+class ConcurrencyError(BpfError):
+    """Someone else changed the flow since it was loaded; reload it and try again."""
+
+
+# -- warnings ------------------------------------------------------------------------------------
+
+
+class BpfWarning(UserWarning):
+    """Base class of bpf's warnings."""
+
+
+class DefinitionWarning(BpfWarning):
+    """A definition is valid but exceeds a Dynamics 365 limit or looks like a mistake."""
+
+    def __init__(self, problem: Problem | str) -> None:
+        super().__init__(str(problem))
+        self.problem: Any = problem
+
+
+class PipelineFieldWarning(BpfWarning):
+    """Several processes on one entity write the same pipeline field: it becomes ambiguous."""

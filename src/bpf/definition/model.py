@@ -1,0 +1,180 @@
+"""What a process is: frozen value classes built once from YAML and shared by every flow.
+
+Nothing here holds runtime state. The loader (`bpf.definition.loader`) builds these from YAML after
+the schema and semantic checks; code may also build them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+
+import attrs
+
+from bpf._errors import UnknownStageError
+from bpf.definition.conditions import Condition
+
+StepType = Literal["text", "number", "money", "date", "boolean", "choice", "lookup"]
+
+#: Step types, in the order the format documents them.
+STEP_TYPES: tuple[str, ...] = ("text", "number", "money", "date", "boolean", "choice", "lookup")
+
+#: The Dynamics 365 stage categories, in their global order; a stage's phase is
+#: ``"{position}-{Category}"`` with the 1-based position in this list.
+DEFAULT_CATEGORIES: tuple[str, ...] = (
+    "Qualify", "Develop", "Propose", "Close", "Identify", "Research", "Resolve", "Approval",
+)
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Step:
+    """A field to fill in, or a box to mark complete, within a stage."""
+
+    field: str
+    label: str
+    type: StepType = "text"
+    required: bool = False
+    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    description: str | None = None
+
+    def is_satisfied(self, value: Any) -> bool:
+        """Whether ``value`` satisfies this step when it is required.
+
+        A mark-complete (boolean) step is satisfied only by True; any other step by a value that
+        is not None, "" or an empty collection.
+        """
+        from bpf.definition.conditions import is_filled
+
+        if self.type == "boolean":
+            return value is True
+        return is_filled(value)
+
+
+@attrs.frozen
+class Branch:
+    """One entry of a stage's ``next``: go to ``stage`` when ``when`` holds (None: the default)."""
+
+    stage: str
+    when: Condition | None = None
+
+
+@attrs.frozen
+class Stage:
+    """One stage of a process, with its steps and where the flow goes after it."""
+
+    id: str
+    name: str
+    entity: str
+    phase: str
+    category: str | None = None
+    steps: tuple[Step, ...] = attrs.field(default=(), converter=tuple)
+    next: tuple[Branch, ...] = attrs.field(default=(), converter=tuple)
+    end: bool = False
+    probability: float | None = None
+    forecast_category: str | None = None
+    guidance: str | None = None
+    stale_after_days: float | None = None
+    on_enter: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    on_exit: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @property
+    def required_steps(self) -> tuple[Step, ...]:
+        """The steps that gate the move to the next stage."""
+        return tuple(s for s in self.steps if s.required)
+
+    def step(self, field: str) -> Step:
+        """The step for ``field``; `KeyError` when the stage has none."""
+        for s in self.steps:
+            if s.field == field:
+                return s
+        raise KeyError(f"stage {self.id!r} has no step for field {field!r}")
+
+
+@attrs.frozen
+class Outcome:
+    """How finishing a flow with this outcome closes its record: the fields it sets."""
+
+    name: str
+    set: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
+class ProcessDefinition:
+    """A business process flow definition: immutable, shared by every flow that runs it."""
+
+    process: str
+    name: str
+    entity: str
+    stages: tuple[Stage, ...] = attrs.field(converter=tuple)
+    version: int = 1
+    pipeline_field: str | None = None
+    roles: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    outcomes: Mapping[str, Outcome] = attrs.field(factory=dict, converter=_frozen_mapping)
+    categories: tuple[str, ...] = attrs.field(default=DEFAULT_CATEGORIES, converter=tuple)
+    description: str | None = None
+    extends: str | None = None
+    source: str = "<definition>"
+    _index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(
+            self, "_index", MappingProxyType({s.id: i for i, s in enumerate(self.stages)})
+        )
+
+    @property
+    def first_stage(self) -> Stage:
+        """The stage every flow starts in."""
+        return self.stages[0]
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        """Every entity the process spans, the primary entity first."""
+        seen = dict.fromkeys([self.entity, *(s.entity for s in self.stages)])
+        return tuple(seen)
+
+    def stage(self, stage_id: str) -> Stage:
+        """The stage with that id; `bpf.UnknownStageError` when there is none."""
+        try:
+            return self.stages[self._index[stage_id]]
+        except KeyError:
+            known = ", ".join(s.id for s in self.stages)
+            raise UnknownStageError(
+                f"process {self.process!r} has no stage {stage_id!r} (stages: {known})"
+            ) from None
+
+    def has_stage(self, stage_id: str) -> bool:
+        return stage_id in self._index
+
+    def branches(self, stage_id: str) -> tuple[Branch, ...]:
+        """Where a flow may go after ``stage_id``, in evaluation order.
+
+        A stage's explicit ``next`` wins; otherwise the following stage in the list is the only
+        successor, unless the stage is marked ``end`` or is the last one.
+        """
+        stage = self.stage(stage_id)
+        if stage.next:
+            return stage.next
+        i = self._index[stage_id]
+        if stage.end or i + 1 >= len(self.stages):
+            return ()
+        return (Branch(self.stages[i + 1].id),)
+
+    def successors(self, stage_id: str) -> tuple[str, ...]:
+        """Every stage a flow may enter right after ``stage_id``, whatever the field values."""
+        return tuple(dict.fromkeys(b.stage for b in self.branches(stage_id)))
+
+    def is_last(self, stage_id: str) -> bool:
+        """True when no stage can follow ``stage_id``: a flow there may finish."""
+        return not self.branches(stage_id)
+
+
+def phase_of(category: str | None, categories: tuple[str, ...], name: str) -> str:
+    """The pipeline phase of a stage: ``"{position}-{Category}"``, or its name without category."""
+    if category is None:
+        return name
+    return f"{categories.index(category) + 1}-{category}"
