@@ -29,11 +29,14 @@ from bpf._errors import (
 )
 from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
 from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
+from bpf.runtime.engine import Engine
+from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
+    "Actor",
     "All",
     "AnyOf",
     "BpfError",
@@ -45,7 +48,10 @@ __all__ = [
     "Condition",
     "DefinitionError",
     "DefinitionWarning",
+    "Engine",
+    "Flow",
     "FlowError",
+    "FlowEvent",
     "FlowExistsError",
     "FlowNotFoundError",
     "HookError",
@@ -57,6 +63,7 @@ __all__ = [
     "RecordError",
     "RegistrationError",
     "Stage",
+    "StageChange",
     "StageGateError",
     "Step",
     "StoreError",

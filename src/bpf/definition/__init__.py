@@ -1,1 +1,1 @@
-"""What a process is: the frozen model, the JSON Schema, YAML loading with marks, semantic checks."""
+"""What a process is: the frozen model, its JSON Schema, YAML loading, semantic checks."""

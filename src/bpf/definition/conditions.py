@@ -1,6 +1,7 @@
 """Branch conditions: data, never Python code.
 
-A condition is a small tree: `Compare` leaves (``{field: F, OP: V}``) under `All`, `AnyOf` and `Not`.
+A condition is a small tree: `Compare` leaves (``{field: F, OP: V}``) under `All`, `AnyOf`,
+`Not`.
 `Condition.evaluate(get)` reads field values through ``get(field)``; `Condition.fields` lists what
 it reads; `str(condition)` reads like the YAML a person wrote.
 """

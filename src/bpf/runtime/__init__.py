@@ -1,0 +1,1 @@
+"""Flows moving through processes: the compiled machine, the engine, flows and their history."""

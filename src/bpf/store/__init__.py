@@ -1,0 +1,36 @@
+"""Where flows live: in memory (`MemoryStore`) or in SQLite / PostgreSQL (`SQLStore`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bpf._errors import StoreError
+from bpf.store.base import FlowRow, Store
+from bpf.store.memory import MemoryStore
+
+
+def open_store(target: Any = None) -> Store:
+    """A store for ``target``: None or "memory", a database URL, a SQLAlchemy Engine, a Store."""
+    if target is None or target == "memory":
+        return MemoryStore()
+    if isinstance(target, Store):
+        return target
+    if isinstance(target, str):
+        from bpf.store.sql import SQLStore
+
+        return SQLStore(target)
+    try:
+        import sqlalchemy
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        sqlalchemy = None
+    if sqlalchemy is not None and isinstance(target, sqlalchemy.engine.Engine):
+        from bpf.store.sql import SQLStore
+
+        return SQLStore(target)
+    raise StoreError(
+        f"cannot open a store from {type(target).__name__}: pass None or 'memory', a database URL "
+        "('sqlite:///bpf.db', 'postgresql+psycopg://user@host/db'), a SQLAlchemy Engine or a Store"
+    )
+
+
+__all__ = ["FlowRow", "MemoryStore", "Store", "open_store"]
