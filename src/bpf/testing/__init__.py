@@ -1,0 +1,39 @@
+"""How users check that their processes behave: strategies, a stateful machine, one-call checks.
+
+``bpf.testing`` needs Hypothesis (the ``test`` extra). It is imported lazily, so the pytest plugin
+(`bpf.testing.plugin`, loaded in every pytest run) stays cheap and never needs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bpf.testing._check import ProcessCheckFailed, check_process
+    from bpf.testing._machine import FlowMachine
+    from bpf.testing._strategies import operations, records
+
+_LAZY = {
+    "records": "bpf.testing._strategies",
+    "operations": "bpf.testing._strategies",
+    "FlowMachine": "bpf.testing._machine",
+    "check_process": "bpf.testing._check",
+    "ProcessCheckFailed": "bpf.testing._check",
+}
+
+__all__ = ["FlowMachine", "ProcessCheckFailed", "check_process", "operations", "records"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bpf.testing' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
