@@ -118,7 +118,7 @@ class ProcessDefinition:
     categories: tuple[str, ...] = attrs.field(default=DEFAULT_CATEGORIES, converter=tuple)
     description: str | None = None
     extends: str | None = None
-    source: str = "<definition>"
+    source: str = attrs.field(default="<definition>", eq=False)
     _index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:

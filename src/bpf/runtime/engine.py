@@ -305,9 +305,9 @@ class Engine:
             first.stage.id, first.stage.phase, at, actor.name if actor else None,
         )
         unit = _Unit()
-        assert flow._history is not None
-        flow._history.append(entry)
+        flow._history.append(entry)  # type: ignore[union-attr]
         if definition.pipeline_field is not None:
+            # Nothing else has changed yet: a record refusing the field leaves no trace.
             unit.undo.append(set_field(record, definition.pipeline_field, first.stage.phase))
         unit.ops.append(InsertFlow(flow, None if self._store.live else row_of(flow), (entry,)))
         unit.ops.append(SetActiveFlow(rid, flow.id))
@@ -421,19 +421,23 @@ class Engine:
             target_id, target.stage.phase, at, actor.name if actor else None,
         )
         unit = self._change(flow)
-        if new_records or obj is not flow_obj(records, entity):
-            flow._records = _with_record(records, entity, rid, obj)
-        flow._stage = target
-        flow.stage_started_at = at
-        if kind == "next":
-            flow._traversed = (*flow._traversed, target_id)
-        else:
-            flow._traversed = flow._traversed[: flow._traversed.index(target_id) + 1]
-        flow.revision += 1
-        if flow._history is not None:
-            flow._history.append(entry)
-        if definition.pipeline_field is not None:
-            unit.undo.append(set_field(obj, definition.pipeline_field, target.stage.phase))
+        try:
+            if new_records or obj is not flow_obj(records, entity):
+                flow._records = _with_record(records, entity, rid, obj)
+            flow._stage = target
+            flow.stage_started_at = at
+            if kind == "next":
+                flow._traversed = (*flow._traversed, target_id)
+            else:
+                flow._traversed = flow._traversed[: flow._traversed.index(target_id) + 1]
+            flow.revision += 1
+            if flow._history is not None:
+                flow._history.append(entry)
+            if definition.pipeline_field is not None:
+                unit.undo.append(set_field(obj, definition.pipeline_field, target.stage.phase))
+        except BaseException:
+            unit.rollback()
+            raise
         unit.ops.append(
             UpdateFlow(
                 flow, None if self._store.live else row_of(flow), flow.revision - 1,
@@ -510,14 +514,18 @@ class Engine:
             actor.name if actor else None,
         )
         unit = self._change(flow)
-        flow.status = status  # type: ignore[assignment]
-        flow.completed_at = None if status == "active" else at
-        flow.outcome = outcome
-        flow.revision += 1
-        if flow._history is not None:
-            flow._history.append(entry)
-        for field, value in setters.items():
-            unit.undo.append(set_field(record, field, value))
+        try:
+            flow.status = status  # type: ignore[assignment]
+            flow.completed_at = None if status == "active" else at
+            flow.outcome = outcome
+            flow.revision += 1
+            if flow._history is not None:
+                flow._history.append(entry)
+            for field, value in setters.items():
+                unit.undo.append(set_field(record, field, value))
+        except BaseException:
+            unit.rollback()
+            raise
         unit.ops.append(
             UpdateFlow(flow, None if self._store.live else row_of(flow), flow.revision - 1,
                        (entry,))
