@@ -30,6 +30,11 @@ def is_filled(value: Any) -> bool:
     """True when a step's value counts as filled in: not None, "" or an empty collection."""
     if value is None:
         return False
+    kind = type(value)
+    if kind is bool or kind is int or kind is float:
+        return True
+    if kind is list or kind is tuple or kind is dict or kind is set:
+        return len(value) > 0
     if isinstance(value, str):
         return value.strip() != ""
     if isinstance(value, Collection) and not isinstance(value, (bytes, bytearray)):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import attrs
 
 from bpf._errors import UnknownStageError
-from bpf.definition.conditions import Condition
+from bpf.definition.conditions import Condition, is_filled
 
 StepType = Literal["text", "number", "money", "date", "boolean", "choice", "lookup"]
 
@@ -48,8 +48,6 @@ class Step:
         A mark-complete (boolean) step is satisfied only by True; any other step by a value that
         is not None, "" or an empty collection.
         """
-        from bpf.definition.conditions import is_filled
-
         if self.type == "boolean":
             return value is True
         return is_filled(value)

@@ -11,6 +11,7 @@ Every operation follows one pattern, so a refused or failed one changes nothing:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import warnings
@@ -280,40 +281,40 @@ class Engine:
             for flow in self.flows(record):
                 if flow._compiled.definition.process == process:
                     self._check_role(flow._compiled.definition, actor, "switch to")
-                    self._commit(_single(SetActiveFlow(rid, flow.id)))
+                    self._transact(flow, [SetActiveFlow(rid, flow.id)], _nothing, (), (),
+                                   "switch", None, flow._stage.stage.id, actor, record,
+                                   quiet=True)
                     return flow
             return self.start(process, record, actor=actor)
 
     def _start(self, compiled: CompiledProcess, record: Any, rid: str, actor: Actor | None) -> Flow:
         definition = compiled.definition
         first = compiled.first
+        stage = first.stage
         at = self._now()
         flow = Flow(
-            self,
-            _new_id(),
-            compiled,
-            first,
-            ((first.stage.entity, rid, record),),
-            started_at=at,
-            stage_started_at=at,
-            traversed=(first.stage.id,),
-            history=[],
+            self, _new_id(), compiled, first, ((stage.entity, rid, record),),
+            started_at=at, stage_started_at=at, traversed=(stage.id,), history=[],
         )
-        self._before("stage_changing", flow, "start", None, first.stage.id, actor)
+        if self._hooks["stage_changing"]:
+            self._before("stage_changing", flow, "start", None, stage.id, actor)
         entry = StageChange(
-            flow.id, definition.process, definition.version, rid, "start", None,
-            first.stage.id, first.stage.phase, at, actor.name if actor else None,
+            flow.id, definition.process, definition.version, rid, "start", None, stage.id,
+            stage.phase, at, actor.name if actor else None,
         )
-        unit = _Unit()
         flow._history.append(entry)  # type: ignore[union-attr]
-        if definition.pipeline_field is not None:
-            # Nothing else has changed yet: a record refusing the field leaves no trace.
-            unit.undo.append(set_field(record, definition.pipeline_field, first.stage.phase))
-        unit.ops.append(InsertFlow(flow, None if self._store.live else row_of(flow), (entry,)))
-        unit.ops.append(SetActiveFlow(rid, flow.id))
-        unit.ops.append(SetLastChange(rid, entry))
-        self._after(unit, "stage_changed", flow, "start", None, first.stage.id, actor)
-        self._run(unit, flow, (), first.on_enter, "start", None, first.stage.id, actor, record)
+        # Nothing else has changed yet: a record refusing the field leaves no trace.
+        undo = (
+            set_field(record, definition.pipeline_field, stage.phase)
+            if definition.pipeline_field is not None else None
+        )
+        ops = [
+            InsertFlow(flow, None if self._store.live else row_of(flow), (entry,)),
+            SetActiveFlow(rid, flow.id),
+            SetLastChange(rid, entry),
+        ]
+        self._transact(flow, ops, _rollback(flow, None, undo), (), first.on_enter, "start", None,
+                       stage.id, actor, record)
         if not self._store.live:
             self._loaded[flow.id] = flow
         return flow
@@ -325,16 +326,17 @@ class Engine:
             self._check_move(flow, actor, "move")
             current = flow._stage
             get = self._getter(flow, current.stage.entity)
-            missing = [s for s in current.required if not s.is_satisfied(get(s.field))]
-            if missing:
-                raise StageGateError(
-                    f"cannot leave stage {current.stage.name!r} of "
-                    f"{flow._compiled.definition.process!r}: required "
-                    + ", ".join(f"{s.label} ({s.field})" for s in missing)
-                    + (" is" if len(missing) == 1 else " are")
-                    + " not filled",
-                    missing=missing,
-                )
+            if current.required:
+                missing = [s for s in current.required if not s.is_satisfied(get(s.field))]
+                if missing:
+                    raise StageGateError(
+                        f"cannot leave stage {current.stage.name!r} of "
+                        f"{flow._compiled.definition.process!r}: required "
+                        + ", ".join(f"{s.label} ({s.field})" for s in missing)
+                        + (" is" if len(missing) == 1 else " are")
+                        + " not filled",
+                        missing=missing,
+                    )
             if not current.branches:
                 raise TransitionError(
                     f"stage {current.stage.id!r} is the end of "
@@ -342,8 +344,7 @@ class Engine:
                     "flow instead",
                     reason="end",
                 )
-            target = _pick(current.branches, get)
-            return self._move(flow, "next", target, actor, record)
+            return self._move(flow, "next", _pick(current.branches, get), actor, record)
 
     def _previous(self, flow: Flow, actor: Actor | None) -> Stage:
         with self._lock:
@@ -377,53 +378,53 @@ class Engine:
         definition = compiled.definition
         source = flow._stage
         target = compiled.stages[target_id]
-        entity = target.stage.entity
+        stage = target.stage
+        entity = stage.entity
         records = flow._records
         rid = obj = None
         for e, r, o in records:
             if e == entity:
                 rid, obj = r, o
                 break
-        new_records: tuple[tuple[str, str], ...] = ()
         if given is not None:
             given_id = record_id(given)
             if rid is not None and given_id != rid:
                 raise TransitionError(
                     f"the flow's {entity} record is {rid!r}, not {given_id!r}", reason="entity"
                 )
-        if rid is None:
-            if given is None and entity not in self._factories:
-                raise TransitionError(
-                    f"stage {target_id!r} is on the {entity!r} entity: pass its record with "
-                    f"next(record=...) or register engine.record_factory({entity!r}, fn)",
-                    reason="entity",
-                )
-        elif obj is None and given is None:
+        elif rid is None and entity not in self._factories:
+            raise TransitionError(
+                f"stage {target_id!r} is on the {entity!r} entity: pass its record with "
+                f"next(record=...) or register engine.record_factory({entity!r}, fn)",
+                reason="entity",
+            )
+        elif obj is None and rid is not None:
             raise TransitionError(
                 f"stage {target_id!r} needs the {entity} record {rid!r}, which is not bound in "
                 "this engine: pass it with record=... or flow.bind(record)",
                 reason="entity",
             )
         at = self._now()
-        self._before("stage_changing", flow, kind, source.stage.id, target_id, actor)
+        if self._hooks["stage_changing"]:
+            self._before("stage_changing", flow, kind, source.stage.id, target_id, actor)
+        new_records: tuple[tuple[str, str], ...] = ()
         if rid is None:
             if given is None:
                 leaving = self._record_obj(flow, source.stage.entity)
                 given = self._call_factory(entity, flow, leaving)
-                rid = record_id(given)
-            else:
-                rid = given_id
+            rid = record_id(given)
             new_records = ((entity, rid),)
-        if given is not None:
+        if given is not None and given is not obj:
             obj = given
+            records = _with_record(records, entity, rid, obj)
         entry = StageChange(
             flow.id, definition.process, definition.version, rid, kind, source.stage.id,
-            target_id, target.stage.phase, at, actor.name if actor else None,
+            target_id, stage.phase, at, actor.name if actor else None,
         )
-        unit = self._change(flow)
+        saved = _save(flow)
+        undo = None
         try:
-            if new_records or obj is not flow_obj(records, entity):
-                flow._records = _with_record(records, entity, rid, obj)
+            flow._records = records
             flow._stage = target
             flow.stage_started_at = at
             if kind == "next":
@@ -434,21 +435,18 @@ class Engine:
             if flow._history is not None:
                 flow._history.append(entry)
             if definition.pipeline_field is not None:
-                unit.undo.append(set_field(obj, definition.pipeline_field, target.stage.phase))
+                undo = set_field(obj, definition.pipeline_field, stage.phase)
         except BaseException:
-            unit.rollback()
+            _restore(flow, saved)
             raise
-        unit.ops.append(
-            UpdateFlow(
-                flow, None if self._store.live else row_of(flow), flow.revision - 1,
-                (entry,), new_records,
-            )
-        )
-        unit.ops.append(SetLastChange(rid, entry))
-        self._after(unit, "stage_changed", flow, kind, source.stage.id, target_id, actor)
-        self._run(unit, flow, source.on_exit, target.on_enter, kind, source.stage.id, target_id,
-                  actor, obj)
-        return target.stage
+        ops = [
+            UpdateFlow(flow, None if self._store.live else row_of(flow), saved[6], (entry,),
+                       new_records),
+            SetLastChange(rid, entry),
+        ]
+        self._transact(flow, ops, _rollback(flow, saved, undo), source.on_exit, target.on_enter,
+                       kind, source.stage.id, target_id, actor, obj)
+        return stage
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -505,15 +503,17 @@ class Engine:
         definition = flow._compiled.definition
         stage = flow._stage.stage
         from_status = flow.status
-        self._before("status_changing", flow, kind, stage.id, stage.id, actor,
-                     from_status=from_status, to_status=status, outcome=outcome)
+        if self._hooks["status_changing"]:
+            self._before("status_changing", flow, kind, stage.id, stage.id, actor,
+                         from_status=from_status, to_status=status, outcome=outcome)
         at = self._now()
         entry = StageChange(
             flow.id, definition.process, definition.version,
             self._record_id(flow, stage.entity), kind, stage.id, stage.id, stage.phase, at,
             actor.name if actor else None,
         )
-        unit = self._change(flow)
+        saved = _save(flow)
+        undos: list[Callable[[], None]] = []
         try:
             flow.status = status  # type: ignore[assignment]
             flow.completed_at = None if status == "active" else at
@@ -522,17 +522,21 @@ class Engine:
             if flow._history is not None:
                 flow._history.append(entry)
             for field, value in setters.items():
-                unit.undo.append(set_field(record, field, value))
+                undos.append(set_field(record, field, value))
         except BaseException:
-            unit.rollback()
+            for step in reversed(undos):
+                step()
+            _restore(flow, saved)
             raise
-        unit.ops.append(
-            UpdateFlow(flow, None if self._store.live else row_of(flow), flow.revision - 1,
-                       (entry,))
-        )
-        self._after(unit, "status_changed", flow, kind, stage.id, stage.id, actor,
-                    from_status=from_status, to_status=status, outcome=outcome)
-        self._run(unit, flow, (), (), kind, stage.id, stage.id, actor, record)
+        ops = [UpdateFlow(flow, None if self._store.live else row_of(flow), saved[6], (entry,))]
+
+        def rollback() -> None:
+            for step in reversed(undos):
+                step()
+            _restore(flow, saved)
+
+        self._transact(flow, ops, rollback, (), (), kind, stage.id, stage.id, actor, record,
+                       from_status=from_status, outcome=outcome)
 
     # -- batches ---------------------------------------------------------------------------------
 
@@ -550,7 +554,8 @@ class Engine:
             unit = self._unit = _Unit()
             try:
                 yield self
-                self._store.write(unit.ops)
+                if unit.ops:
+                    self._store.write(unit.ops)
             except BaseException:
                 unit.rollback()
                 raise
@@ -561,25 +566,49 @@ class Engine:
 
     # -- the transaction pattern ------------------------------------------------------------------
 
-    def _change(self, flow: Flow) -> _Unit:
-        """A unit whose first undo step restores the flow as it is now."""
-        unit = _Unit()
-        saved = (flow._stage, flow.stage_started_at, flow._traversed, flow.status,
-                 flow.completed_at, flow.outcome, flow.revision, flow._records,
-                 None if flow._history is None else len(flow._history))
-
-        def restore() -> None:
-            (flow._stage, flow.stage_started_at, flow._traversed, flow.status,
-             flow.completed_at, flow.outcome, flow.revision, flow._records, n) = saved
-            if n is not None and flow._history is not None:
-                del flow._history[n:]
-
-        unit.undo.append(restore)
-        return unit
-
-    def _run(
+    def _transact(
         self,
-        unit: _Unit,
+        flow: Flow,
+        ops: list[Op],
+        rollback: Callable[[], None],
+        on_exit: tuple[tuple[str, Callable[..., Any]], ...],
+        on_enter: tuple[tuple[str, Callable[..., Any]], ...],
+        kind: str,
+        from_stage: str | None,
+        to_stage: str,
+        actor: Actor | None,
+        record: Any,
+        *,
+        from_status: str | None = None,
+        outcome: str | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Run the stage actions and write ``ops``; on any failure call ``rollback`` and
+        re-raise. Then run the ``*_changed`` hooks (after the batch, inside one)."""
+        batch = self._unit
+        try:
+            if on_exit or on_enter:
+                self._actions(flow, on_exit, on_enter, kind, from_stage, to_stage, actor, record)
+            if batch is None:
+                self._store.write(ops)
+            else:
+                batch.ops.extend(ops)
+                batch.undo.append(rollback)
+        except BaseException:
+            rollback()
+            raise
+        event = "stage_changed" if from_status is None else "status_changed"
+        if self._hooks[event] and not quiet:
+            info = FlowEvent(event, flow, kind, from_stage, to_stage, from_status or flow.status,
+                             flow.status, actor, outcome, record)
+            call = functools.partial(self._after, event, info)
+            if batch is None:
+                call()
+            else:
+                batch.after.append(call)
+
+    def _actions(
+        self,
         flow: Flow,
         on_exit: tuple[tuple[str, Callable[..., Any]], ...],
         on_enter: tuple[tuple[str, Callable[..., Any]], ...],
@@ -589,50 +618,29 @@ class Engine:
         actor: Actor | None,
         record: Any,
     ) -> None:
-        """Run the stage actions, then write; on any failure undo everything."""
-        try:
-            for event_name, actions in (("on_exit", on_exit), ("on_enter", on_enter)):
-                for name, fn in actions:
-                    event = FlowEvent(event_name, flow, kind, from_stage, to_stage, flow.status,
-                                      flow.status, actor, flow.outcome, record)
-                    try:
-                        fn(event)
-                    except BpfError:
-                        raise
-                    except Exception as exc:
-                        raise HookError(
-                            f"{event_name} action {name!r} of stage "
-                            f"{to_stage if event_name == 'on_enter' else from_stage!r} failed: "
-                            f"{type(exc).__name__}: {exc}"
-                        ) from exc
-            self._commit(unit)
-        except BaseException:
-            unit.rollback()
-            raise
-
-    def _commit(self, unit: _Unit) -> None:
-        batch = self._unit
-        if batch is not None:
-            batch.ops.extend(unit.ops)
-            batch.undo.extend(unit.undo)
-            batch.after.extend(unit.after)
-            return
-        if unit.ops:
-            self._store.write(unit.ops)
-        for fn in unit.after:
-            fn()
+        for event_name, actions in (("on_exit", on_exit), ("on_enter", on_enter)):
+            for name, fn in actions:
+                event = FlowEvent(event_name, flow, kind, from_stage, to_stage, flow.status,
+                                  flow.status, actor, flow.outcome, record)
+                try:
+                    fn(event)
+                except BpfError:
+                    raise
+                except Exception as exc:
+                    stage = to_stage if event_name == "on_enter" else from_stage
+                    raise HookError(
+                        f"{event_name} action {name!r} of stage {stage!r} failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
 
     def _before(
         self, event: str, flow: Flow, kind: str, from_stage: str | None, to_stage: str,
         actor: Actor | None, *, from_status: str | None = None, to_status: str | None = None,
         outcome: str | None = None,
     ) -> None:
-        handlers = self._hooks[event]
-        if not handlers:
-            return
         info = FlowEvent(event, flow, kind, from_stage, to_stage, from_status or flow.status,
                          to_status or flow.status, actor, outcome)
-        for fn in handlers:
+        for fn in self._hooks[event]:
             try:
                 fn(info)
             except Cancel:
@@ -643,28 +651,15 @@ class Engine:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
 
-    def _after(
-        self, unit: _Unit, event: str, flow: Flow, kind: str, from_stage: str | None,
-        to_stage: str, actor: Actor | None, *, from_status: str | None = None,
-        to_status: str | None = None, outcome: str | None = None,
-    ) -> None:
-        handlers = self._hooks[event]
-        if not handlers:
-            return
-        info = FlowEvent(event, flow, kind, from_stage, to_stage, from_status or flow.status,
-                         to_status or flow.status, actor, outcome)
-
-        def call() -> None:
-            for fn in handlers:
-                try:
-                    fn(info)
-                except Exception as exc:
-                    raise HookError(
-                        f"{event} handler {getattr(fn, '__qualname__', fn)!r} failed after the "
-                        f"change was committed (the change stands): {type(exc).__name__}: {exc}"
-                    ) from exc
-
-        unit.after.append(call)
+    def _after(self, event: str, info: FlowEvent) -> None:
+        for fn in self._hooks[event]:
+            try:
+                fn(info)
+            except Exception as exc:
+                raise HookError(
+                    f"{event} handler {getattr(fn, '__qualname__', fn)!r} failed after the "
+                    f"change was committed (the change stands): {type(exc).__name__}: {exc}"
+                ) from exc
 
     # -- checks and helpers ----------------------------------------------------------------------
 
@@ -874,10 +869,34 @@ def _with_record(
     return (*records, (entity, rid, obj))
 
 
-def _single(op: Op) -> _Unit:
-    unit = _Unit()
-    unit.ops.append(op)
-    return unit
+def _nothing() -> None:
+    pass
+
+
+def _save(flow: Flow) -> tuple[Any, ...]:
+    """Everything an operation may change on a flow; index 6 is the revision."""
+    return (flow._stage, flow.stage_started_at, flow._traversed, flow.status, flow.completed_at,
+            flow.outcome, flow.revision, flow._records,
+            None if flow._history is None else len(flow._history))
+
+
+def _restore(flow: Flow, saved: tuple[Any, ...]) -> None:
+    (flow._stage, flow.stage_started_at, flow._traversed, flow.status, flow.completed_at,
+     flow.outcome, flow.revision, flow._records, n) = saved
+    if n is not None and flow._history is not None:
+        del flow._history[n:]
+
+
+def _rollback(
+    flow: Flow, saved: tuple[Any, ...] | None, undo: Callable[[], None] | None
+) -> Callable[[], None]:
+    def rollback() -> None:
+        if undo is not None:
+            undo()
+        if saved is not None:
+            _restore(flow, saved)
+
+    return rollback
 
 
 __all__ = ["EVENTS", "Engine", "utcnow"]

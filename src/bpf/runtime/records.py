@@ -25,14 +25,14 @@ def record_id(record: Any) -> str:
 
 def field_getter(record: Any) -> Callable[[str], Any]:
     """A function reading one field of the record; a missing field reads as None."""
-    if isinstance(record, Mapping):
+    if type(record) is dict or isinstance(record, Mapping):
         return record.get
     return lambda field: getattr(record, field, None)
 
 
 def set_field(record: Any, field: str, value: Any) -> Callable[[], None]:
     """Set ``field`` on the record and return a function that undoes it."""
-    if isinstance(record, MutableMapping):
+    if type(record) is dict or isinstance(record, MutableMapping):
         old = record.get(field, _MISSING)
         record[field] = value
 

@@ -12,8 +12,6 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-import attrs
-
 if TYPE_CHECKING:
     from bpf.runtime.flow import Flow, StageChange
 
@@ -54,8 +52,10 @@ def row_of(flow: Flow) -> FlowRow:
     )
 
 
-@attrs.frozen
-class InsertFlow:
+# The ops are named tuples: one is built per move, and a tuple costs a third of a frozen class.
+
+
+class InsertFlow(NamedTuple):
     """A new flow, with its first history entries."""
 
     flow: Flow
@@ -63,8 +63,7 @@ class InsertFlow:
     entries: tuple[StageChange, ...]
 
 
-@attrs.frozen
-class UpdateFlow:
+class UpdateFlow(NamedTuple):
     """A changed flow: applies only if the stored revision is still ``expected_revision``."""
 
     flow: Flow
@@ -75,16 +74,14 @@ class UpdateFlow:
     new_records: tuple[tuple[str, str], ...] = ()
 
 
-@attrs.frozen
-class SetActiveFlow:
+class SetActiveFlow(NamedTuple):
     """The flow the record shows (the last one started or switched to)."""
 
     record_id: str
     flow_id: str
 
 
-@attrs.frozen
-class SetLastChange:
+class SetLastChange(NamedTuple):
     """The latest stage change on the record, made by any flow."""
 
     record_id: str

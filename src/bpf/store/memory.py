@@ -40,7 +40,7 @@ class MemoryStore(Store):
     def write(self, ops: Sequence[Op]) -> None:
         # Check first, then apply: the ops of one call land together or not at all.
         for op in ops:
-            if isinstance(op, InsertFlow):
+            if type(op) is InsertFlow:
                 flow = op.flow
                 process = flow._compiled.definition.process
                 state = self._records.get(flow.record_id)
@@ -49,18 +49,19 @@ class MemoryStore(Store):
                         f"record {flow.record_id!r} already has a {process!r} flow"
                     )
         for op in ops:
-            if isinstance(op, InsertFlow):
+            kind = type(op)
+            if kind is UpdateFlow:
+                for _, rid in op.new_records:
+                    self._record(rid).flows.append(op.flow)
+            elif kind is SetLastChange:
+                self._record(op.record_id).last_change = op.change
+            elif kind is InsertFlow:
                 flow = op.flow
                 self._flows[flow.id] = flow
                 for _, rid, _ in flow._records:
                     self._record(rid).flows.append(flow)
-            elif isinstance(op, UpdateFlow):
-                for _, rid in op.new_records:
-                    self._record(rid).flows.append(op.flow)
-            elif isinstance(op, SetActiveFlow):
+            elif kind is SetActiveFlow:
                 self._record(op.record_id).active = self._flows[op.flow_id]
-            elif isinstance(op, SetLastChange):
-                self._record(op.record_id).last_change = op.change
 
     def record_flows(self, record_id: str) -> list[Flow]:
         state = self._records.get(record_id)
