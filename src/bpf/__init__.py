@@ -28,7 +28,9 @@ from bpf._errors import (
     UnknownStageError,
 )
 from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
+from bpf.definition.loader import load_process, loads_process
 from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
+from bpf.definition.standard import standard_process, standard_processes
 from bpf.runtime.engine import Engine
 from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange
 
@@ -70,4 +72,8 @@ __all__ = [
     "TransitionError",
     "UnknownProcessError",
     "UnknownStageError",
+    "load_process",
+    "loads_process",
+    "standard_process",
+    "standard_processes",
 ]
