@@ -7,8 +7,10 @@ in-memory change, so a refused write changes nothing anywhere.
 
 from __future__ import annotations
 
+import statistics
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -50,6 +52,18 @@ def row_of(flow: Flow) -> FlowRow:
         outcome=flow.outcome,
         revision=flow.revision,
     )
+
+
+class StageTime(NamedTuple):
+    """The completed stays of flows in one stage: how many, and their total and median length.
+
+    A stay runs from the history entry that put the flow in the stage to the next entry
+    (a move, or finish/abandon, which stop the clock until reactivate).
+    """
+
+    stays: int
+    total_seconds: float
+    median_seconds: float
 
 
 # The ops are named tuples: one is built per move, and a tuple costs a third of a frozen class.
@@ -136,3 +150,74 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    # -- reports ---------------------------------------------------------------------------------
+    # These defaults read every flow of the process (and, for some, its history): right for the
+    # memory store. A database store answers them with queries instead.
+
+    def stage_counts(
+        self, process: str, *, status: str | None = "active"
+    ) -> dict[tuple[int, str], int]:
+        """How many flows of ``process`` are in each stage, by (version, stage id); only those
+        with ``status`` (None: any status)."""
+        return dict(Counter(
+            (r.version, r.stage) for r in map(_row, self.iter_flows(process, status=status))
+        ))
+
+    def status_counts(self, process: str) -> dict[str, int]:
+        """How many flows of ``process`` have each status."""
+        return dict(Counter(_row(x).status for x in self.iter_flows(process)))
+
+    def reached_counts(self, process: str) -> dict[str, int]:
+        """How many flows of ``process`` ever entered each stage, by stage id."""
+        counts: Counter[str] = Counter()
+        for x in self.iter_flows(process):
+            counts.update({e.to_stage for e in self.history(_row(x).id)})
+        return dict(counts)
+
+    def advanced_counts(self, process: str) -> dict[str, int]:
+        """How many flows of ``process`` ever moved forward (``next``) out of each stage."""
+        counts: Counter[str] = Counter()
+        for x in self.iter_flows(process):
+            counts.update(
+                {e.from_stage for e in self.history(_row(x).id) if e.kind == "next"} - {None}
+            )
+        return dict(counts)
+
+    def stale(
+        self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
+    ) -> Iterator[Any]:
+        """Active flows of ``process`` whose stage started before the cutoff given for their
+        (version, stage id); stages without a cutoff are never stale."""
+        for x in self.iter_flows(process, status="active"):
+            r = _row(x)
+            cutoff = cutoffs.get((r.version, r.stage))
+            if cutoff is not None and r.stage_started_at < cutoff:
+                yield x
+
+    def stale_counts(
+        self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
+    ) -> dict[tuple[int, str], int]:
+        """How many `stale` flows there are, by (version, stage id)."""
+        return dict(Counter((r.version, r.stage) for r in map(_row, self.stale(process, cutoffs))))
+
+    def time_in_stage(self, process: str) -> dict[str, StageTime]:
+        """The completed stays of flows of ``process`` in each stage, by stage id."""
+        stays: dict[str, list[float]] = {}
+        for x in self.iter_flows(process):
+            previous: StageChange | None = None
+            for entry in self.history(_row(x).id):
+                if (previous is not None and previous.kind not in ("finish", "abandon")
+                        and entry.from_stage is not None):
+                    seconds = (entry.at - previous.at).total_seconds()
+                    stays.setdefault(entry.from_stage, []).append(seconds)
+                previous = entry
+        return {
+            stage: StageTime(len(s), float(sum(s)), float(statistics.median(s)))
+            for stage, s in stays.items()
+        }
+
+
+def _row(found: Any) -> FlowRow:
+    """A flow as a row, whether the store keeps rows or live flows."""
+    return found if isinstance(found, FlowRow) else row_of(found)

@@ -1,0 +1,860 @@
+"""The SQL store: flows, history and record state in SQLite or PostgreSQL, on SQLAlchemy Core.
+
+One `SQLStore` serves both dialects. Every `write` is one transaction: optimistic concurrency
+on each flow's ``revision`` (``UPDATE ... WHERE id = :id AND revision = :expected``) makes a
+stale writer fail with `bpf.ConcurrencyError` and change nothing, and a history row is written
+in the same transaction as the flow change it describes, so a crash leaves both or neither.
+
+Each history row also carries what the reports need without reading every flow: how long the
+stay it ends lasted (``seconds``), and whether it is the flow's first entry into its stage
+(``entered_first``) or first forward move out of the stage it leaves (``advanced_first``).
+The store works those out from two private columns of ``bpf_flows`` (``changed_at``,
+``entered``/``advanced``), read under the same lock as the update.
+
+Every SQLAlchemy or driver error is translated here into `bpf.StoreError`, naming the URL with
+its password hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.pool import StaticPool
+
+from bpf._errors import BpfError, ConcurrencyError, FlowExistsError, FlowNotFoundError, StoreError
+from bpf.runtime.flow import StageChange
+from bpf.store.base import (
+    FlowRow,
+    InsertFlow,
+    Op,
+    SetActiveFlow,
+    SetLastChange,
+    StageTime,
+    Store,
+    UpdateFlow,
+    row_of,
+)
+
+#: The schema version this code writes. Stored in ``bpf_meta``; see `MIGRATIONS`.
+SCHEMA_VERSION = 1
+
+#: Forward migrations of the stored schema: ``MIGRATIONS[n](connection)`` upgrades a version-n
+#: schema to version n + 1, inside the transaction that then records the new version.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+#: SQLite ``PRAGMA synchronous`` values accepted (``?synchronous=normal`` or the argument).
+SYNCHRONOUS = ("full", "normal", "extra", "off")
+
+# History kinds after which the flow's clock stops (see Flow.time_in_stage).
+_STOPPED = frozenset({"finish", "abandon"})
+_PAGE = 500  # flows per page when streaming; ids per IN list
+_PG_LOCK_KEY = 0x62706673  # "bpfs": serializes schema creation on PostgreSQL
+
+
+class _UTC(sa.types.TypeDecorator[datetime]):
+    """An aware UTC datetime on both dialects: SQLite keeps naive UTC text, re-attached on read."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: bpf stores aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY on SQLite
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "bpf_meta", metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+)
+
+flows = sa.Table(
+    "bpf_flows", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("process", sa.String, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("record_id", sa.String, nullable=False),  # the primary record
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("stage_started_at", _UTC, nullable=False),
+    sa.Column("traversed", sa.Text, nullable=False),  # JSON list of stage ids
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("started_at", _UTC, nullable=False),
+    sa.Column("completed_at", _UTC),
+    sa.Column("outcome", sa.String),
+    sa.Column("revision", sa.Integer, nullable=False),
+    # Private to the store, for the report columns of bpf_history:
+    sa.Column("changed_at", _UTC, nullable=False),  # when the last history entry was made
+    sa.Column("entered", sa.Text, nullable=False),  # JSON list: stages ever entered
+    sa.Column("advanced", sa.Text, nullable=False),  # JSON list: stages ever left forward
+    sa.UniqueConstraint("process", "record_id", name="uq_bpf_flows_process_record"),
+    # Serves stage counts, status counts and stale flows without touching the table.
+    sa.Index("ix_bpf_flows_report", "process", "status", "stage", "version", "stage_started_at"),
+)
+
+flow_records = sa.Table(
+    "bpf_flow_records", metadata,
+    # Insertion order = the order flows came to span a record ("start order").
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("flow_id", sa.String, sa.ForeignKey("bpf_flows.id"), nullable=False),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("record_id", sa.String, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.UniqueConstraint("flow_id", "position", name="uq_bpf_flow_records_position"),
+    sa.Index("ix_bpf_flow_records_record", "record_id"),
+)
+
+history = sa.Table(
+    "bpf_history", metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("flow_id", sa.String, sa.ForeignKey("bpf_flows.id"), nullable=False),
+    sa.Column("process", sa.String, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("record_id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("from_stage", sa.String),
+    sa.Column("to_stage", sa.String, nullable=False),
+    sa.Column("phase", sa.String, nullable=False),
+    sa.Column("at", _UTC, nullable=False),
+    sa.Column("actor", sa.String),
+    # Derived at write time, for the reports:
+    sa.Column("seconds", sa.Float),  # length of the stay in from_stage this entry ends
+    sa.Column("entered_first", sa.SmallInteger, nullable=False),  # 1: first entry into to_stage
+    sa.Column("advanced_first", sa.SmallInteger, nullable=False),  # 1: first "next" out of from
+    sa.Index("ix_bpf_history_flow", "flow_id", "id"),
+    sa.Index("ix_bpf_history_entered", "process", "entered_first", "to_stage"),
+    sa.Index("ix_bpf_history_advanced", "process", "advanced_first", "from_stage"),
+    sa.Index("ix_bpf_history_stay", "process", "from_stage", "seconds"),
+)
+
+records = sa.Table(
+    "bpf_records", metadata,
+    sa.Column("record_id", sa.String, primary_key=True),
+    sa.Column("active_flow_id", sa.String, sa.ForeignKey("bpf_flows.id")),
+    # The latest stage change on the record, by any flow:
+    sa.Column("last_flow_id", sa.String, sa.ForeignKey("bpf_flows.id")),
+    sa.Column("last_process", sa.String),
+    sa.Column("last_version", sa.Integer),
+    sa.Column("last_kind", sa.String),
+    sa.Column("last_from_stage", sa.String),
+    sa.Column("last_to_stage", sa.String),
+    sa.Column("last_phase", sa.String),
+    sa.Column("last_at", _UTC),
+    sa.Column("last_actor", sa.String),
+)
+
+_FLOW_COLUMNS = (
+    "id", "process", "version", "record_id", "stage", "stage_started_at", "traversed", "status",
+    "started_at", "completed_at", "outcome", "revision", "changed_at", "entered", "advanced",
+)
+_HISTORY_COLUMNS = (
+    "flow_id", "process", "version", "record_id", "kind", "from_stage", "to_stage", "phase",
+    "at", "actor",
+)
+_LAST_COLUMNS = (
+    "last_flow_id", "last_process", "last_version", "last_kind", "last_from_stage",
+    "last_to_stage", "last_phase", "last_at", "last_actor",
+)
+
+# -- statements, built once --------------------------------------------------------------------
+
+_INSERT_FLOW = flows.insert()
+_INSERT_FLOW_RECORD = flow_records.insert()
+_INSERT_HISTORY = history.insert()
+# SET takes the columns of the parameters; those that never change are left out of them.
+_UPDATE_FLOW = flows.update().where(
+    flows.c.id == sa.bindparam("b_id"), flows.c.revision == sa.bindparam("b_expected")
+)
+_FIXED_COLUMNS = ("id", "process", "record_id", "started_at")
+_LOCK_FLOWS = (
+    sa.select(flows.c.id, flows.c.revision, flows.c.status, flows.c.changed_at,
+              flows.c.entered, flows.c.advanced)
+    .where(flows.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(flows.c.id)
+)
+_FLOW_ROW_COLUMNS = (
+    flows.c.id, flows.c.process, flows.c.version, flows.c.stage, flows.c.stage_started_at,
+    flows.c.traversed, flows.c.status, flows.c.started_at, flows.c.completed_at,
+    flows.c.outcome, flows.c.revision,
+)
+_GET_FLOW = (
+    sa.select(*_FLOW_ROW_COLUMNS, flow_records.c.entity, flow_records.c.record_id)
+    .join_from(flows, flow_records, flow_records.c.flow_id == flows.c.id)
+    .where(flows.c.id == sa.bindparam("flow_id"))
+    .order_by(flow_records.c.position)
+)
+_spans = flow_records.alias("spans")
+_RECORD_FLOWS = (
+    sa.select(*_FLOW_ROW_COLUMNS, flow_records.c.entity, flow_records.c.record_id)
+    .select_from(_spans)
+    .join(flows, flows.c.id == _spans.c.flow_id)
+    .join(flow_records, flow_records.c.flow_id == flows.c.id)
+    .where(_spans.c.record_id == sa.bindparam("record_id"))
+    .order_by(_spans.c.id, flow_records.c.position)
+)
+_HISTORY = (
+    sa.select(*(history.c[c] for c in _HISTORY_COLUMNS))
+    .where(history.c.flow_id == sa.bindparam("flow_id"))
+    .order_by(history.c.id)
+)
+_ACTIVE_FLOW = sa.select(records.c.active_flow_id).where(
+    records.c.record_id == sa.bindparam("record_id")
+)
+_LAST_CHANGE = sa.select(*(records.c[c] for c in _LAST_COLUMNS)).where(
+    records.c.record_id == sa.bindparam("record_id"), records.c.last_flow_id.is_not(None)
+)
+
+
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """The two upserts of bpf_records (active flow; last change) for ``dialect``."""
+    make = sqlite_dialect.insert if dialect == "sqlite" else pg_dialect.insert
+    active = make(records)
+    active = active.on_conflict_do_update(
+        index_elements=[records.c.record_id],
+        set_={"active_flow_id": active.excluded.active_flow_id},
+    )
+    last = make(records)
+    last = last.on_conflict_do_update(
+        index_elements=[records.c.record_id],
+        set_={c: last.excluded[c] for c in _LAST_COLUMNS},
+    )
+    return active, last
+
+
+# -- URLs and errors ---------------------------------------------------------------------------
+
+
+def _hide(url: str) -> str:
+    """A URL string we could not parse, with anything that looks like a password masked."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def _show(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in the driver's words, on one line, without the SQL statement."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa_exc.StatementError) and orig is not None:  # DBAPIError included
+        exc = orig
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
+    return f"{type(exc).__name__}: {text}"
+
+
+class _State:
+    """What the store knows of one flow while planning a write."""
+
+    __slots__ = ("advanced", "changed_at", "entered", "revision", "running")
+
+    def __init__(
+        self, revision: int, running: bool, changed_at: datetime | None,
+        entered: set[str], advanced: set[str],
+    ) -> None:
+        self.revision = revision
+        self.running = running  # the clock runs (the last entry is not finish/abandon)
+        self.changed_at = changed_at
+        self.entered = entered
+        self.advanced = advanced
+
+
+def _history_row(entry: StageChange, state: _State) -> dict[str, Any]:
+    """The history row of ``entry``, advancing ``state`` past it."""
+    seconds = None
+    if state.running and state.changed_at is not None and entry.from_stage is not None:
+        seconds = (entry.at - state.changed_at).total_seconds()
+    entered_first = entry.to_stage not in state.entered
+    advanced_first = (
+        entry.kind == "next" and entry.from_stage is not None
+        and entry.from_stage not in state.advanced
+    )
+    if entered_first:
+        state.entered.add(entry.to_stage)
+    if advanced_first:
+        state.advanced.add(entry.from_stage)  # type: ignore[arg-type]
+    state.changed_at = entry.at
+    state.running = entry.kind not in _STOPPED
+    row = dict(zip(_HISTORY_COLUMNS, entry, strict=True))
+    row["seconds"] = seconds
+    row["entered_first"] = int(entered_first)
+    row["advanced_first"] = int(advanced_first)
+    return row
+
+
+def _flow_values(row: FlowRow, state: _State) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "process": row.process,
+        "version": row.version,
+        "record_id": row.records[0][1],
+        "stage": row.stage,
+        "stage_started_at": row.stage_started_at,
+        "traversed": json.dumps(list(row.traversed)),
+        "status": row.status,
+        "started_at": row.started_at,
+        "completed_at": row.completed_at,
+        "outcome": row.outcome,
+        "revision": row.revision,
+        "changed_at": state.changed_at or row.stage_started_at,
+        "entered": json.dumps(sorted(state.entered)),
+        "advanced": json.dumps(sorted(state.advanced)),
+    }
+
+
+def _flow_rows(result: Iterable[Any]) -> list[FlowRow]:
+    """FlowRows from rows of a flow joined with its records, each flow's rows consecutive."""
+    out: list[FlowRow] = []
+    current: Any = None
+    spans: list[tuple[str, str]] = []
+    for r in result:
+        if current is None or r.id != current.id:
+            if current is not None:
+                out.append(_flow_row(current, spans))
+            current, spans = r, []
+        if (r.entity, r.record_id) not in spans:
+            spans.append((r.entity, r.record_id))
+    if current is not None:
+        out.append(_flow_row(current, spans))
+    return out
+
+
+def _flow_row(r: Any, spans: list[tuple[str, str]]) -> FlowRow:
+    return FlowRow(
+        id=r.id, process=r.process, version=r.version, records=tuple(spans), stage=r.stage,
+        stage_started_at=r.stage_started_at, traversed=tuple(json.loads(r.traversed)),
+        status=r.status, started_at=r.started_at, completed_at=r.completed_at,
+        outcome=r.outcome, revision=r.revision,
+    )
+
+
+class SQLStore(Store):
+    """Flows in SQLite or PostgreSQL, through SQLAlchemy Core.
+
+    ``target`` is a database URL (``"sqlite:///bpf.db"``, ``"postgresql+psycopg://user@host/db"``;
+    a plain ``postgresql://`` URL uses psycopg 3 unless psycopg2 is installed) or a SQLAlchemy
+    `Engine` of the caller's own, so bpf's tables live in the application's database.
+
+    ``schema`` puts the tables in that PostgreSQL schema. ``synchronous`` is SQLite's
+    ``PRAGMA synchronous`` for a URL-opened file: ``"full"`` (the default) makes every
+    committed move survive a power cut; ``"normal"`` is faster in WAL mode and still survives
+    a crash of the process, but may lose the last commits on a power cut. The URL may carry it
+    as ``?synchronous=normal``. ``busy_timeout`` is how long (seconds) a SQLite writer waits
+    for another process's transaction instead of failing.
+
+    The tables are created on first use and the schema version is checked: a database written
+    by a newer bpf is refused with `bpf.StoreError`.
+    """
+
+    live = False
+
+    def __init__(
+        self,
+        target: str | sa.Engine,
+        *,
+        schema: str | None = None,
+        synchronous: str | None = None,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self._own = not isinstance(target, sa.Engine)
+        self._schema = schema
+        if isinstance(target, sa.Engine):
+            engine = target
+            self.url = _show(engine.url)
+        elif isinstance(target, str):
+            engine = self._create_engine(target, synchronous, busy_timeout)
+        else:
+            raise StoreError(
+                f"SQLStore takes a database URL or a SQLAlchemy Engine, got {type(target).__name__}"
+            )
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(
+                f"{self.url}: bpf stores flows in SQLite or PostgreSQL, not {self.dialect}"
+            )
+        if schema is not None:
+            engine = engine.execution_options(schema_translate_map={None: schema})
+        self._engine = engine
+        self._sqlite = self.dialect == "sqlite"
+        self._upsert_active, self._upsert_last = _upserts(self.dialect)
+        with self._errors("cannot open the store"):
+            self._open()
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def _create_engine(self, text: str, synchronous: str | None, busy_timeout: float) -> sa.Engine:
+        try:
+            url = make_url(text)
+        except sa_exc.ArgumentError as exc:
+            self.url = _hide(text)
+            raise StoreError(
+                f"{self.url}: not a database URL ({_cause(exc)}); use 'sqlite:///path/bpf.db' or "
+                "'postgresql+psycopg://user:password@host/database'"
+            ) from exc
+        self.url = _show(url)
+        backend = url.get_backend_name()
+        try:
+            if backend == "sqlite":
+                return self._sqlite_engine(url, synchronous, busy_timeout)
+            if backend == "postgresql":
+                return self._postgres_engine(url)
+            return sa.create_engine(url)
+        except ImportError as exc:
+            hint = " (pip install 'bpf[postgres]')" if backend == "postgresql" else ""
+            raise StoreError(
+                f"{self.url}: the database driver is not installed{hint}: {_cause(exc)}"
+            ) from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.url}: cannot use this URL: {_cause(exc)}") from exc
+
+    def _sqlite_engine(self, url: URL, synchronous: str | None, busy_timeout: float) -> sa.Engine:
+        query = dict(url.query)
+        level = str(synchronous or query.pop("synchronous", None) or "full").lower()
+        url = url.difference_update_query(["synchronous"])
+        if level not in SYNCHRONOUS:
+            raise StoreError(
+                f"{self.url}: synchronous={level!r} is not a SQLite synchronous mode; use one of "
+                f"{', '.join(SYNCHRONOUS)}"
+            )
+        database = url.database or ""
+        memory = database in ("", ":memory:") or "mode=memory" in database
+        kwargs: dict[str, Any] = {}
+        connect_args: dict[str, Any] = {"check_same_thread": False}
+        if "timeout" not in query:
+            connect_args["timeout"] = busy_timeout
+        if memory:
+            kwargs["poolclass"] = StaticPool  # one connection: one database for every thread
+        elif not query.get("uri"):
+            parent = Path(database).expanduser().absolute().parent
+            if not parent.is_dir():
+                raise StoreError(
+                    f"{self.url}: cannot create the database file: the directory {parent} does "
+                    "not exist"
+                )
+        engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # bpf emits BEGIN itself (BEGIN IMMEDIATE for writes): the recipe of SQLAlchemy's
+            # "Enabling Non-Legacy SQLite Transactional Modes".
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                if not memory:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={level.upper()}")
+                cursor.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cursor.close()
+
+        return engine
+
+    def _postgres_engine(self, url: URL) -> sa.Engine:
+        if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
+            url = url.set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = 10
+        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+    def _open(self) -> None:
+        """Create the tables on first use; check (and migrate) the stored schema version."""
+        with self._transaction(write=True) as conn:
+            if not self._sqlite:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+            stored = None
+            if conn.dialect.has_table(conn, meta.name, schema=self._schema):
+                value = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+                stored = int(value) if value is not None else None
+            if stored is not None and stored > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.url}: the bpf tables have schema version {stored}, written by a newer "
+                    f"bpf; this bpf knows versions up to {SCHEMA_VERSION}: upgrade bpf"
+                )
+            if stored is None:
+                metadata.create_all(conn, checkfirst=True)
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            for version in range(stored, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+            if stored != SCHEMA_VERSION:
+                conn.execute(
+                    meta.update().where(meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
+
+    def schema_version(self) -> int:
+        """The schema version stored in the database."""
+        with self._errors("cannot read the schema version"), self._transaction() as conn:
+            return int(conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version")))
+
+    # -- transactions and errors -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction; committed when the block ends normally, rolled back otherwise.
+
+        On SQLite a write transaction starts with BEGIN IMMEDIATE: it takes the write lock up
+        front (waiting up to the busy timeout), so two writers never deadlock upgrading a read
+        lock. A read transaction gives the statements of a read one snapshot.
+        """
+        with self._engine.connect() as conn:
+            if self._sqlite and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield conn
+            if write:
+                conn.commit()
+            else:
+                conn.rollback()
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except BpfError:
+            raise
+        except (sa_exc.SQLAlchemyError, OSError, ValueError) as exc:
+            raise StoreError(f"{self.url}: {doing}: {_cause(exc)}") from exc
+
+    def close(self) -> None:
+        """Release connections (a caller's own Engine is left to the caller)."""
+        if self._own:
+            self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<SQLStore {self.url}>"
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Op]) -> None:
+        if not ops:
+            return
+        inserted = [op for op in ops if isinstance(op, InsertFlow)]
+        self._check_duplicate_inserts(inserted)
+        try:
+            with self._errors("cannot write"), self._transaction(write=True) as conn:
+                self._apply(conn, ops)
+        except StoreError as exc:
+            if inserted and isinstance(exc.__cause__, sa_exc.IntegrityError):
+                self._raise_if_exists(inserted)
+            raise
+
+    def _apply(self, conn: Connection, ops: Sequence[Op]) -> None:
+        states: dict[str, _State] = {}
+        first_updates = []
+        for op in ops:
+            if isinstance(op, InsertFlow):
+                states[op.flow.id] = _State(0, False, None, set(), set())
+            elif isinstance(op, UpdateFlow) and op.flow.id not in states:
+                states[op.flow.id] = None  # type: ignore[assignment]  # read below
+                first_updates.append(op.flow.id)
+        if first_updates:
+            self._lock_flows(conn, first_updates, states)
+
+        flow_inserts: dict[str, dict[str, Any]] = {}
+        flow_updates: dict[str, dict[str, Any]] = {}
+        spans: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        active: dict[str, dict[str, Any]] = {}
+        last: dict[str, dict[str, Any]] = {}
+        for op in ops:
+            if isinstance(op, InsertFlow):
+                row = op.row or row_of(op.flow)
+                state = states[row.id]
+                entries.extend(_history_row(e, state) for e in op.entries)
+                state.revision = row.revision
+                flow_inserts[row.id] = _flow_values(row, state)
+                spans.extend(
+                    {"flow_id": row.id, "entity": e, "record_id": rid, "position": i}
+                    for i, (e, rid) in enumerate(row.records)
+                )
+            elif isinstance(op, UpdateFlow):
+                row = op.row or row_of(op.flow)
+                state = states[row.id]
+                if state.revision != op.expected_revision:
+                    raise ConcurrencyError(
+                        f"flow {row.id!r} ({row.process} on record {row.records[0][1]!r}) was "
+                        f"changed by someone else: it is at revision {state.revision}, this change "
+                        f"was made on revision {op.expected_revision}; call flow.refresh() and try "
+                        "again"
+                    )
+                entries.extend(_history_row(e, state) for e in op.entries)
+                state.revision = row.revision
+                values = _flow_values(row, state)
+                if row.id in flow_inserts:
+                    flow_inserts[row.id] = values
+                else:
+                    expected = flow_updates.get(row.id, {}).get("b_expected", op.expected_revision)
+                    values["b_id"] = row.id
+                    values["b_expected"] = expected
+                    flow_updates[row.id] = values
+                positions = {rid: i for i, (_, rid) in enumerate(row.records)}
+                spans.extend(
+                    {"flow_id": row.id, "entity": e, "record_id": rid, "position": positions[rid]}
+                    for e, rid in op.new_records
+                )
+            elif isinstance(op, SetActiveFlow):
+                active[op.record_id] = {"record_id": op.record_id, "active_flow_id": op.flow_id}
+            elif isinstance(op, SetLastChange):
+                c = op.change
+                last[op.record_id] = {
+                    "record_id": op.record_id, "last_flow_id": c.flow_id,
+                    "last_process": c.process, "last_version": c.version, "last_kind": c.kind,
+                    "last_from_stage": c.from_stage, "last_to_stage": c.to_stage,
+                    "last_phase": c.phase, "last_at": c.at, "last_actor": c.actor,
+                }
+        if flow_inserts:
+            conn.execute(_INSERT_FLOW, list(flow_inserts.values()))
+        if flow_updates:
+            params = [flow_updates[k] for k in sorted(flow_updates)]
+            for v in params:
+                for c in _FIXED_COLUMNS:
+                    del v[c]
+            result = conn.execute(_UPDATE_FLOW, params)
+            if result.rowcount != len(params):  # guarded by the lock above; never expected
+                raise ConcurrencyError(
+                    "a flow was changed by someone else during this write; refresh and try again"
+                )
+        if spans:
+            conn.execute(_INSERT_FLOW_RECORD, spans)
+        if entries:
+            conn.execute(_INSERT_HISTORY, entries)
+        if active:
+            conn.execute(self._upsert_active, [active[k] for k in sorted(active)])
+        if last:
+            conn.execute(self._upsert_last, [last[k] for k in sorted(last)])
+
+    def _lock_flows(self, conn: Connection, ids: list[str], states: dict[str, _State]) -> None:
+        """Read (and on PostgreSQL lock, in id order) the stored state of flows being updated."""
+        statement = _LOCK_FLOWS if self._sqlite else _LOCK_FLOWS.with_for_update(key_share=True)
+        for chunk in _chunks(sorted(ids)):
+            for r in conn.execute(statement, {"ids": chunk}):
+                states[r.id] = _State(
+                    r.revision, r.status == "active", r.changed_at,
+                    set(json.loads(r.entered)), set(json.loads(r.advanced)),
+                )
+        missing = [i for i in ids if states[i] is None]
+        if missing:
+            raise FlowNotFoundError(
+                f"flow {missing[0]!r} is not in the store {self.url} (was it started on another "
+                "database?)"
+            )
+
+    @staticmethod
+    def _check_duplicate_inserts(inserted: list[InsertFlow]) -> None:
+        seen: set[tuple[str, str]] = set()
+        for op in inserted:
+            flow = op.flow
+            key = (flow._compiled.definition.process, flow.record_id)
+            if key in seen:
+                raise FlowExistsError(f"record {key[1]!r} already has a {key[0]!r} flow")
+            seen.add(key)
+
+    def _raise_if_exists(self, inserted: list[InsertFlow]) -> None:
+        """After a failed insert: `FlowExistsError` when a (process, record) is already taken."""
+        keys = [(op.flow._compiled.definition.process, op.flow.record_id) for op in inserted]
+        with self._errors("cannot write"), self._transaction() as conn:
+            for chunk in _chunks(keys):
+                found = conn.execute(
+                    sa.select(flows.c.process, flows.c.record_id).where(
+                        sa.tuple_(flows.c.process, flows.c.record_id).in_(chunk)
+                    ).limit(1)
+                ).first()
+                if found is not None:
+                    raise FlowExistsError(
+                        f"record {found.record_id!r} already has a {found.process!r} flow"
+                    )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def record_flows(self, record_id: str) -> list[FlowRow]:
+        with self._errors("cannot read flows"), self._transaction() as conn:
+            return _flow_rows(conn.execute(_RECORD_FLOWS, {"record_id": record_id}))
+
+    def get_flow(self, flow_id: str) -> FlowRow | None:
+        with self._errors("cannot read a flow"), self._transaction() as conn:
+            found = _flow_rows(conn.execute(_GET_FLOW, {"flow_id": flow_id}))
+        return found[0] if found else None
+
+    def history(self, flow_id: str) -> list[StageChange]:
+        with self._errors("cannot read history"), self._transaction() as conn:
+            return [StageChange(*r) for r in conn.execute(_HISTORY, {"flow_id": flow_id})]
+
+    def active_flow_id(self, record_id: str) -> str | None:
+        with self._errors("cannot read a record"), self._transaction() as conn:
+            return conn.scalar(_ACTIVE_FLOW, {"record_id": record_id})
+
+    def last_change(self, record_id: str) -> StageChange | None:
+        with self._errors("cannot read a record"), self._transaction() as conn:
+            r = conn.execute(_LAST_CHANGE, {"record_id": record_id}).first()
+        if r is None:
+            return None
+        return StageChange(
+            r.last_flow_id, r.last_process, r.last_version, record_id, r.last_kind,
+            r.last_from_stage, r.last_to_stage, r.last_phase, r.last_at, r.last_actor,
+        )
+
+    def iter_flows(
+        self, process: str | None = None, *, version: int | None = None,
+        status: str | None = None,
+    ) -> Iterator[FlowRow]:
+        conditions = []
+        if process is not None:
+            conditions.append(flows.c.process == process)
+        if version is not None:
+            conditions.append(flows.c.version == version)
+        if status is not None:
+            conditions.append(flows.c.status == status)
+        return self._pages(conditions)
+
+    def _pages(self, conditions: list[Any]) -> Iterator[FlowRow]:
+        """Flows matching ``conditions``, a page per short transaction (keyset on the id), so a
+        slow consumer holds no connection and never has every flow in memory."""
+        after = ""
+        while True:
+            page = (
+                sa.select(flows.c.id).where(*conditions, flows.c.id > after)
+                .order_by(flows.c.id).limit(_PAGE).subquery()
+            )
+            statement = (
+                sa.select(*_FLOW_ROW_COLUMNS, flow_records.c.entity, flow_records.c.record_id)
+                .join_from(flows, page, page.c.id == flows.c.id)
+                .join(flow_records, flow_records.c.flow_id == flows.c.id)
+                .order_by(flows.c.id, flow_records.c.position)
+            )
+            with self._errors("cannot read flows"), self._transaction() as conn:
+                rows = _flow_rows(conn.execute(statement))
+            yield from rows
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1].id
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    def stage_counts(
+        self, process: str, *, status: str | None = "active"
+    ) -> dict[tuple[int, str], int]:
+        f = flows.c
+        conditions = [f.process == process]
+        if status is not None:
+            conditions.append(f.status == status)
+        statement = (
+            sa.select(f.stage, f.version, sa.func.count())
+            .where(*conditions).group_by(f.stage, f.version)
+        )
+        with self._errors("cannot count flows"), self._transaction() as conn:
+            return {(v, s): n for s, v, n in conn.execute(statement)}
+
+    def status_counts(self, process: str) -> dict[str, int]:
+        f = flows.c
+        statement = (
+            sa.select(f.status, sa.func.count()).where(f.process == process).group_by(f.status)
+        )
+        with self._errors("cannot count flows"), self._transaction() as conn:
+            return {k: n for k, n in conn.execute(statement)}
+
+    def reached_counts(self, process: str) -> dict[str, int]:
+        h = history.c
+        statement = (
+            sa.select(h.to_stage, sa.func.count())
+            .where(h.process == process, h.entered_first == 1).group_by(h.to_stage)
+        )
+        with self._errors("cannot count flows"), self._transaction() as conn:
+            return {k: n for k, n in conn.execute(statement)}
+
+    def advanced_counts(self, process: str) -> dict[str, int]:
+        h = history.c
+        statement = (
+            sa.select(h.from_stage, sa.func.count())
+            .where(h.process == process, h.advanced_first == 1).group_by(h.from_stage)
+        )
+        with self._errors("cannot count flows"), self._transaction() as conn:
+            return {k: n for k, n in conn.execute(statement)}
+
+    def _stale_condition(self, key: tuple[int, str], cutoff: datetime) -> list[Any]:
+        f = flows.c
+        version, stage = key
+        return [f.stage == stage, f.version == version, f.stage_started_at < cutoff]
+
+    def stale_counts(
+        self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
+    ) -> dict[tuple[int, str], int]:
+        f = flows.c
+        out: dict[tuple[int, str], int] = {}
+        with self._errors("cannot count flows"), self._transaction() as conn:
+            for key, cutoff in cutoffs.items():
+                n = conn.scalar(
+                    sa.select(sa.func.count()).select_from(flows).where(
+                        f.process == process, f.status == "active",
+                        *self._stale_condition(key, cutoff),
+                    )
+                )
+                if n:
+                    out[key] = n
+        return out
+
+    def stale(
+        self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
+    ) -> Iterator[FlowRow]:
+        f = flows.c
+        for key, cutoff in cutoffs.items():
+            yield from self._pages(
+                [f.process == process, f.status == "active", *self._stale_condition(key, cutoff)]
+            )
+
+    def time_in_stage(self, process: str) -> dict[str, StageTime]:
+        h = history.c
+        conditions = [h.process == process, h.seconds.is_not(None)]
+        totals = (
+            sa.select(h.from_stage, sa.func.count(), sa.func.sum(h.seconds))
+            .where(*conditions).group_by(h.from_stage)
+        )
+        middle = (
+            sa.select(h.seconds)
+            .where(*conditions, h.from_stage == sa.bindparam("stage"))
+            .order_by(h.seconds)
+            .limit(sa.bindparam("n")).offset(sa.bindparam("skip"))
+        )
+        out: dict[str, StageTime] = {}
+        with self._errors("cannot measure time in stage"), self._transaction() as conn:
+            for stage, count, total in conn.execute(totals).all():
+                # The median from the (process, from_stage, seconds) index: skip to the middle.
+                values = conn.scalars(
+                    middle, {"stage": stage, "n": 2 - count % 2, "skip": (count - 1) // 2}
+                ).all()
+                out[stage] = StageTime(count, float(total), sum(values) / len(values))
+        return out
+
+
+def _chunks(items: Sequence[Any], size: int = _PAGE) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLStore"]
