@@ -1,0 +1,143 @@
+"""What several commands share: naming a process, opening a database, the CLI's own error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bpf
+from bpf._errors import BpfError
+
+if TYPE_CHECKING:
+    from bpf.definition.model import ProcessDefinition
+
+PROCESS_SUFFIXES = (".yaml", ".yml")
+
+
+class CliError(BpfError):
+    """Bad input to the command line: a file, a database or an argument it cannot use."""
+
+
+def is_process_file(value: str) -> bool:
+    """A NAME|FILE argument names a file when that path exists or ends with .yaml/.yml."""
+    return value.endswith(PROCESS_SUFFIXES) or Path(value).is_file()
+
+
+def load_definition(value: str) -> ProcessDefinition:
+    """The process a NAME|FILE argument names: a YAML file, else a shipped process (one of
+    `bpf.standard_processes`, or an example of ``bpf.processes.examples``)."""
+    if is_process_file(value):
+        path = Path(value)
+        if not path.is_file():
+            raise CliError(f"{value}: no such file")
+        return bpf.load_process(path)
+    try:
+        return bpf.standard_process(value)
+    except bpf.UnknownProcessError as exc:
+        example = files("bpf.processes") / "examples" / f"{value}.yaml"
+        if not example.is_file():
+            names = example_names()
+            raise bpf.UnknownProcessError(
+                f"{exc}; examples: {', '.join(names)}" if names else str(exc)
+            ) from None
+    with as_file(example) as path:
+        return bpf.load_process(path)
+
+
+def example_names() -> list[str]:
+    """The example processes shipped in ``bpf.processes.examples``."""
+    folder = files("bpf.processes") / "examples"
+    return sorted(e.name[: -len(".yaml")] for e in folder.iterdir() if e.name.endswith(".yaml"))
+
+
+def database_url(value: str) -> str | None:
+    """The store an ``--db`` value names: None for ``memory``, a URL, or a path to SQLite."""
+    if value == "memory":
+        return None
+    if "://" in value:
+        return value
+    return f"sqlite:///{value}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///path`` URL (None for other databases and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) and not url.startswith("sqlite+pysqlite:///"):
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def existing_database(value: str) -> str:
+    """The URL of a database to read, refusing an SQLite file that does not exist (SQLite
+    would quietly create an empty one)."""
+    url = database_url(value)
+    if url is None:
+        raise CliError("--db memory holds nothing to read: give the database a demo or a run "
+                       "wrote, e.g. --db sqlite:///bpf-demo.db")
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise CliError(f"no database at {path}: run `bpf demo` or `bpf run ... --db {value}` "
+                       "first, or check the path")
+    return url
+
+
+def one_line(error: BaseException) -> str:
+    """The error as one line: the first line of its message, and how many more there are."""
+    if isinstance(error, bpf.DefinitionError) and error.problems:
+        first = str(error.problems[0])
+        more = len(error.problems) - 1
+        if more:
+            first += f" (and {more} more problem{'s' if more > 1 else ''}: run `bpf validate`)"
+        return first
+    text = str(error).strip() or type(error).__name__
+    lines = text.splitlines()
+    return lines[0] + (f" (and {len(lines) - 1} more lines)" if len(lines) > 1 else "")
+
+
+def open_engine(
+    url: str | None,
+    definitions: Iterable[ProcessDefinition],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    on_action: Callable[[str, Any], None] | None = None,
+) -> bpf.Engine:
+    """An engine on ``url`` with ``definitions`` registered.
+
+    The stage actions the definitions name (``on_enter``/``on_exit``) are Python code the
+    command line does not have: each is stood in for by a function that only reports, through
+    ``on_action(name, event)``, that it ran.
+    """
+    definitions = list(definitions)
+    names = {n for d in definitions for s in d.stages for n in (*s.on_enter, *s.on_exit)}
+
+    def stand_in(name: str) -> Callable[[Any], None]:
+        def action(event: Any) -> None:
+            if on_action is not None:
+                on_action(name, event)
+
+        return action
+
+    engine = bpf.Engine(url, clock=clock, actions={n: stand_in(n) for n in sorted(names)})
+    try:
+        for definition in definitions:
+            engine.register(definition)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def known_definition(process: str, version: int) -> ProcessDefinition | None:
+    """The shipped definition of ``process`` at ``version`` (stage names, order, probability
+    for what a database holds), or None when bpf does not ship that one."""
+    try:
+        definition = load_definition(process)
+    except bpf.UnknownProcessError:
+        return None
+    return definition if definition.version == version else None
