@@ -115,18 +115,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def new_engine(request: pytest.FixtureRequest, clock: Clock):
-    """A factory of engines with the test clock; on every store backend when the store
-    fixtures exist (tests/conftest.py), else in memory."""
-    try:
-        make_engine = request.getfixturevalue("make_engine")
-    except pytest.FixtureLookupError:
-        make_engine = None
+def new_engine(make_engine, clock: Clock):
+    """A factory of engines with the test clock, on every store backend (tests/conftest.py)."""
 
     def make(**kwargs):
         kwargs.setdefault("clock", clock)
-        if make_engine is None:
-            return bpf.Engine(**kwargs)
         return make_engine(**kwargs)
 
     return make

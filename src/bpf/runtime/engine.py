@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import threading
 import warnings
@@ -59,8 +60,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _new_id() -> str:
-    return os.urandom(16).hex()
+class _Ids:
+    """Flow ids: a random 64-bit prefix per process and a counter, as 32 hex digits.
+
+    Unique across processes and machines sharing a database (the prefix is drawn again in a
+    forked child) at a tenth of the cost of a uuid4 per flow.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_new_id = _Ids()
 
 
 class _Unit:
@@ -563,6 +582,26 @@ class Engine:
                 self._unit = None
             for fn in unit.after:
                 fn()
+
+    # -- versions ----------------------------------------------------------------------------------
+
+    def migrate(
+        self,
+        process: str,
+        to_version: int,
+        stage_map: Mapping[str, str] | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> int:
+        """Move every active flow of older versions of ``process`` onto ``to_version``.
+
+        ``stage_map`` maps old stage ids to new ones; ids present in both versions map to
+        themselves. A stage with no mapping is an error before anything changes. Each flow
+        gets a ``migrate`` history entry. Returns how many flows moved.
+        """
+        from bpf.runtime.migrate import migrate
+
+        return migrate(self, process, to_version, stage_map or {}, actor=actor)
 
     # -- the transaction pattern ------------------------------------------------------------------
 

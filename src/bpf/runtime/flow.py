@@ -61,8 +61,7 @@ class StageChange(NamedTuple):
         return self.kind in STAGE_KINDS
 
 
-@attrs.frozen
-class FlowEvent:
+class FlowEvent(NamedTuple):
     """What a hook or a stage action receives: one change of one flow.
 
     ``event`` is the hook name (stage_changing, stage_changed, status_changing, status_changed)

@@ -13,14 +13,17 @@ _MISSING = object()
 
 def record_id(record: Any) -> str:
     """The record's id as text: ``record["id"]`` for a mapping, ``record.id`` otherwise."""
-    if isinstance(record, str):
+    if type(record) is dict:
+        value = record.get("id")
+    elif isinstance(record, str):
         return record
-    value = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
+    else:
+        value = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
     if value is None or value == "":
         raise RecordError(
             f"a record needs an 'id' (a mapping key or an attribute); got {type(record).__name__}"
         )
-    return str(value)
+    return value if type(value) is str else str(value)
 
 
 def field_getter(record: Any) -> Callable[[str], Any]:
