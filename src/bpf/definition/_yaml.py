@@ -108,16 +108,23 @@ def position_of_mark(mark: Any) -> Position:
 def _decode(data: bytes, source: str) -> str:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
+    nul = data.find(b"\0")
+    if nul >= 0:  # before decoding: a binary file is more often told by its NUL bytes
+        raise _fatal(source, _byte_position(data, nul),
+                     "the file contains a NUL byte: it is binary data, not YAML text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        start = data.rfind(b"\n", 0, error.start) + 1
-        column = len(data[start:error.start].decode("utf-8", "replace")) + 1
         byte = data[error.start]
-        raise _fatal(source, (line, column),
+        raise _fatal(source, _byte_position(data, error.start),
                      f"the file is not UTF-8 text: byte 0x{byte:02x} cannot be decoded "
                      "(is it a binary file?)") from None
+
+
+def _byte_position(data: bytes, offset: int) -> Position:
+    line = data.count(b"\n", 0, offset) + 1
+    start = data.rfind(b"\n", 0, offset) + 1
+    return (line, len(data[start:offset].decode("utf-8", "replace")) + 1)
 
 
 def _offset_position(text: str, offset: int) -> Position:
@@ -328,28 +335,32 @@ class _Builder:
     def problem(self, pos: Position, message: str) -> None:
         self.problems.append(Problem(self.source, pos[0], pos[1], message))
 
-    def build(self, node: _Node, path: Path, depth: int, at: Position | None) -> Any:
+    def build(self, node: _Node, path: Path, depth: int, at: Position | None,
+              via: _Alias | None = None) -> Any:
+        """The plain value of ``node`` at ``path``; ``via`` is the alias being expanded, if any."""
         self.count += 1
-        if self.count > MAX_NODES:
-            raise _fatal(self.source, at or node.pos,
-                         f"the document expands to more than {MAX_NODES} values through its "
-                         "aliases (*name): refused", self.problems)
-        if depth > MAX_DEPTH:
-            raise _fatal(self.source, at or node.pos,
-                         f"the document nests more than {MAX_DEPTH} levels deep through its "
-                         "aliases: refused", self.problems)
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
+            # Blame the outermost alias whose expansion went over the limit, where it is used.
+            culprit = via or node
+            name = f" (*{via.name})" if via else ""
+            what = (f"expands to more than {MAX_NODES} values" if self.count > MAX_NODES
+                    else f"nests more than {MAX_DEPTH} levels deep")
+            raise _fatal(self.source, at or culprit.pos,
+                         f"the document {what} through its aliases{name}: refused",
+                         self.problems)
         if isinstance(node, _Alias):
             # An alias is located where it is used; what it expands to, where it was written.
-            return self.build(node.target, path, depth + 1, at or node.pos)
+            return self.build(node.target, path, depth + 1, at or node.pos, via or node)
         self.values[path] = at or node.pos
         if isinstance(node, _Scalar):
             return node.value
         if isinstance(node, _Sequence):
-            return [self.build(item, (*path, i), depth + 1, None)
+            return [self.build(item, (*path, i), depth + 1, None, via)
                     for i, item in enumerate(node.items)]
-        return self._mapping(node, path, depth)
+        return self._mapping(node, path, depth, via)
 
-    def _mapping(self, node: _Mapping, path: Path, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: _Mapping, path: Path, depth: int,
+                 via: _Alias | None) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_at: dict[str, Position] = {}
         flat = node.flat
@@ -367,7 +378,7 @@ class _Builder:
             else:
                 first_at[key] = key_pos
             self.keys[(*path, key)] = key_pos
-            result[key] = self.build(value_node, (*path, key), depth + 1, None)
+            result[key] = self.build(value_node, (*path, key), depth + 1, None, via)
         return result
 
     def _key(self, node: _Node) -> str | None:

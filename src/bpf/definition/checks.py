@@ -237,8 +237,7 @@ class _Checker:
                     target = branch.get("stage") if isinstance(branch, Mapping) else None
                     if not isinstance(target, str):
                         return None
-                    if target in self.ids:  # unknown targets are reported already
-                        targets.append(target)
+                    targets.append(target)  # unknown ones too: they lead nowhere, not onwards
             skeleton.append(Stage(
                 id=stage["id"], name=stage["id"], entity="", phase="",
                 next=tuple(Branch(t) for t in targets), end=stage.get("end") is True,
@@ -277,7 +276,7 @@ class _Checker:
                 continue
             path = [start.id]
             state[start.id] = 1
-            iterators = [iter(graph.successors(start.id))]
+            iterators = [iter(_successors(graph, start.id))]
             while iterators:
                 nxt = next(iterators[-1], None)
                 if nxt is None:
@@ -293,14 +292,14 @@ class _Checker:
                 elif nxt not in state:
                     state[nxt] = 1
                     path.append(nxt)
-                    iterators.append(iter(graph.successors(nxt)))
+                    iterators.append(iter(_successors(graph, nxt)))
         return found
 
     def check_merges(self, graph: ProcessDefinition) -> None:
         # Dynamics' rule: peer branches either all merge into one stage or all end the process.
         reach: dict[str, frozenset[str]] = {}
         for stage in graph.stages:
-            successors = graph.successors(stage.id)
+            successors = _successors(graph, stage.id)
             if len(successors) < 2:
                 continue
             sets = [reach.setdefault(s, frozenset(_reach(graph, s))) for s in successors]
@@ -344,8 +343,13 @@ def _reach(graph: ProcessDefinition, start: str) -> set[str]:
     seen = {start}
     todo = [start]
     while todo:
-        for nxt in graph.successors(todo.pop()):
+        for nxt in _successors(graph, todo.pop()):
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+def _successors(graph: ProcessDefinition, stage_id: str) -> tuple[str, ...]:
+    # Unknown targets are reported on their own; for the graph they are dead ends.
+    return tuple(s for s in graph.successors(stage_id) if graph.has_stage(s))

@@ -46,7 +46,8 @@ def load_process(path: str | os.PathLike[str]) -> ProcessDefinition:
     issues a `bpf.DefinitionWarning` per exceeded Dynamics 365 limit or suspicious condition.
     """
     source = os.fspath(path)
-    loaded = _at_boundary(source, lambda: _load_file(Path(source), source, ()))
+    chain = (str(Path(source).resolve()),)  # so that a base extending this file is a cycle
+    loaded = _at_boundary(source, lambda: _load_file(Path(source), source, chain))
     _warn(loaded.warnings)
     return loaded.definition
 
@@ -103,11 +104,13 @@ def _load_text(text: str | bytes, source: str, base_dir: Path,
     problems = list(document.problems)
     data = document.data
     if data is None:
-        problems.append(locator.problem((), "the document is empty: a process definition is a "
-                                        "mapping with at least `process`, `name`, `entity` and "
-                                        "`stages`"))
+        problems.append(Problem(source, 1, 1, "the document is empty: a process definition is a "
+                                "mapping with at least `process`, `name`, `entity` and `stages`"))
         raise DefinitionError(problems)
-    problems += schema_problems(data, locator)
+    # A node the YAML layer already complained about (a refused tag, an unknown alias...) would
+    # also fail the schema at the same spot: one message there is enough.
+    reported = {(p.line, p.column) for p in problems}
+    problems += [p for p in schema_problems(data, locator) if (p.line, p.column) not in reported]
 
     extends = data.get("extends") if isinstance(data, dict) else None
     if extends is not None:
@@ -126,7 +129,8 @@ def _load_text(text: str | bytes, source: str, base_dir: Path,
         problems += schema_problems(data, locator, merged=True)
 
     findings = check_process(data, locator)
-    problems += findings.errors
+    reported = {(p.line, p.column) for p in problems}
+    problems += [p for p in findings.errors if (p.line, p.column) not in reported]
     if problems:
         raise DefinitionError(problems)
     return _Loaded(_build(data, source, extends), data, tuple(findings.warnings))
@@ -156,7 +160,7 @@ def _base(ref: str, base_dir: Path, chain: tuple[str, ...], locator: Locator,
         loader = lambda: _load_shipped(ref, (*chain, key))  # noqa: E731
     if key in chain:
         problems.append(locator.problem(at, f"`extends` goes round in a circle: {ref!r} extends "
-                                        "this file again"))
+                                        "this file, directly or through other files"))
         return None
     try:
         return loader()

@@ -74,8 +74,7 @@ def _translate(error: Any, locator: Locator) -> Iterator[Problem]:
     if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
         # The instance is a key of the mapping at `path`: point at that key.
         key = error.instance
-        subject = f"the key {key!r}"
-        message = _message(error, schema, subject) or f"{subject}: {error.message}"
+        message = _message(error, schema, "the key") or f"the key {key!r}: {error.message}"
         yield locator.problem((*path, key), message, key=True)
         return
     if error.validator == "additionalProperties" and schema.get("additionalProperties") is False:
