@@ -58,7 +58,8 @@ class StageTime(NamedTuple):
     """The completed stays of flows in one stage: how many, and their total and median length.
 
     A stay runs from the history entry that put the flow in the stage to the next entry
-    (a move, or finish/abandon, which stop the clock until reactivate).
+    (a move, or finish/abandon, which stop the clock until reactivate); a ``migrate`` entry
+    does not end it, and the whole stay counts for the stage the flow leaves.
     """
 
     stays: int
@@ -207,6 +208,8 @@ class Store(ABC):
         for x in self.iter_flows(process):
             previous: StageChange | None = None
             for entry in self.history(_row(x).id):
+                if entry.kind == "migrate":  # not a move in the business: the stay goes on
+                    continue
                 if (previous is not None and previous.kind not in ("finish", "abandon")
                         and entry.from_stage is not None):
                     seconds = (entry.at - previous.at).total_seconds()

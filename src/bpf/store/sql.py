@@ -288,7 +288,9 @@ class _State:
 def _history_row(entry: StageChange, state: _State) -> dict[str, Any]:
     """The history row of ``entry``, advancing ``state`` past it."""
     seconds = None
-    if state.running and state.changed_at is not None and entry.from_stage is not None:
+    migrating = entry.kind == "migrate"  # not a move in the business: the stay goes on
+    if (state.running and state.changed_at is not None and entry.from_stage is not None
+            and not migrating):
         seconds = (entry.at - state.changed_at).total_seconds()
     entered_first = entry.to_stage not in state.entered
     advanced_first = (
@@ -299,8 +301,9 @@ def _history_row(entry: StageChange, state: _State) -> dict[str, Any]:
         state.entered.add(entry.to_stage)
     if advanced_first:
         state.advanced.add(entry.from_stage)  # type: ignore[arg-type]
-    state.changed_at = entry.at
-    state.running = entry.kind not in _STOPPED
+    if not migrating:
+        state.changed_at = entry.at
+        state.running = entry.kind not in _STOPPED
     row = dict(zip(_HISTORY_COLUMNS, entry, strict=True))
     row["seconds"] = seconds
     row["entered_first"] = int(entered_first)

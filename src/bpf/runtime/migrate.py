@@ -1,0 +1,218 @@
+"""Moving running flows onto a newer version of their process, explicitly.
+
+A flow stays on the version it started on: registering version 2 changes nothing for flows of
+version 1. `migrate` (called by `Engine.migrate`) moves the active ones over, mapping each
+flow's stage and path, with a ``migrate`` entry in its history.
+
+The whole migration is ONE store transaction (one `Engine.batch`): either every active flow of
+the older versions moves, or none does (a concurrent change to one of them raises
+`bpf.ConcurrencyError` and the migration can simply be run again). The flows being moved are
+held in memory until the commit, so a migration of millions of flows needs memory to match.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bpf._errors import TransitionError, UnknownStageError
+from bpf.definition.model import ProcessDefinition
+from bpf.runtime.flow import Actor, Flow, StageChange
+from bpf.runtime.records import set_field
+from bpf.store.base import Op, SetLastChange, UpdateFlow, row_of
+
+if TYPE_CHECKING:
+    from bpf.runtime.compiled import CompiledProcess
+    from bpf.runtime.engine import Engine
+
+
+def migrate(
+    engine: Engine,
+    process: str,
+    to_version: int,
+    stage_map: Mapping[str, str] | None = None,
+    *,
+    actor: Actor | None = None,
+) -> int:
+    """Move every active flow of ``process`` on a version older than ``to_version`` onto it.
+
+    ``stage_map`` maps old stage ids to stage ids of ``to_version``; a stage id that exists in
+    both versions maps to itself unless mapped. Everything is checked before anything changes:
+    `bpf.UnknownProcessError` when ``to_version`` (or an older version that still has active
+    flows) is not registered, `bpf.UnknownStageError` when the map names a stage
+    ``to_version`` lacks, and `bpf.TransitionError` (reason ``"migrate"``) naming every stage
+    that active flows are in and that has no mapping.
+
+    Each flow keeps its records, status and the time its stage started (a migration is not a
+    move in the business: stale flows stay stale); its traversed path is mapped stage by stage,
+    dropping stages with no counterpart, and kept a walk of the new version from its first
+    stage to the new active stage. The history entry has kind ``migrate`` and the new version.
+    The pipeline field is written (and the record's last stage change recorded) only when the
+    phase changes; an unbound record's field is left for the caller. No hooks or stage actions
+    run. Returns how many flows moved.
+    """
+    target = engine._compiled_for(process, to_version)
+    definition = target.definition
+    mapping = dict(stage_map or {})
+    with engine._lock:
+        missing = sorted({t for t in mapping.values() if not definition.has_stage(t)})
+        if missing:
+            raise UnknownStageError(
+                f"the stage map of {process!r} names stage(s) {', '.join(map(repr, missing))}, "
+                f"which version {to_version} does not have "
+                f"(its stages: {', '.join(s.id for s in definition.stages)})"
+            )
+        counts = engine._store.stage_counts(process, status="active")
+        old = {key: n for key, n in counts.items() if key[0] < to_version}
+        versions = sorted({v for v, _ in old})
+        for version in versions:
+            engine._compiled_for(process, version)  # its flows cannot be loaded otherwise
+        unmapped: dict[str, int] = {}
+        for (_, stage), n in old.items():
+            if _target(stage, mapping, definition) is None:
+                unmapped[stage] = unmapped.get(stage, 0) + n
+        if unmapped:
+            listed = ", ".join(
+                f"{s!r} ({n} flow{'s' * (n != 1)})" for s, n in sorted(unmapped.items())
+            )
+            raise TransitionError(
+                f"cannot migrate {process!r} to version {to_version}: active flows are in "
+                f"stage(s) that version {to_version} does not have and the stage map does not "
+                f"map: {listed}; add them to stage_map (stages of version {to_version}: "
+                f"{', '.join(s.id for s in definition.stages)})",
+                reason="migrate",
+            )
+        at = engine._now()
+        moved = 0
+        with engine.batch():
+            for version in versions:
+                found = list(engine._store.iter_flows(process, version=version, status="active"))
+                for item in found:
+                    _migrate_flow(engine, engine._materialize(item), target, mapping, at, actor)
+                    moved += 1
+        return moved
+
+
+def _target(stage: str, mapping: Mapping[str, str], definition: ProcessDefinition) -> str | None:
+    """The stage id of the new version for an old stage id, or None when there is none."""
+    new = mapping.get(stage, stage)
+    return new if definition.has_stage(new) else None
+
+
+def _migrate_flow(
+    engine: Engine,
+    flow: Flow,
+    target: CompiledProcess,
+    mapping: Mapping[str, str],
+    at: datetime,
+    actor: Actor | None,
+) -> None:
+    definition = target.definition
+    old_stage = flow._stage.stage
+    new_id = _target(old_stage.id, mapping, definition)
+    if new_id is None:  # the flow moved there after the check: nothing is written
+        raise TransitionError(
+            f"flow {flow.id!r} moved to stage {old_stage.id!r} during the migration; version "
+            f"{definition.version} has no such stage: add it to stage_map",
+            reason="migrate",
+        )
+    new_stage = target.stages[new_id]
+    entity = new_stage.stage.entity
+    rid = obj = None
+    for e, r, o in flow._records:
+        if e == entity:
+            rid, obj = r, o
+            break
+    if rid is None:
+        raise TransitionError(
+            f"flow {flow.id!r} would move from stage {old_stage.id!r} to {new_id!r}, on the "
+            f"{entity!r} entity, but it has no {entity} record: map the stage to one on "
+            f"{', '.join(e for e, _, _ in flow._records)}",
+            reason="entity",
+        )
+    entry = StageChange(
+        flow.id, definition.process, definition.version, rid, "migrate", old_stage.id, new_id,
+        new_stage.stage.phase, at, actor.name if actor else None,
+    )
+    phase_changed = new_stage.stage.phase != old_stage.phase
+    saved = (flow._compiled, flow._stage, flow._traversed, flow.revision,
+             None if flow._history is None else len(flow._history))
+    undo = None
+
+    def rollback() -> None:
+        if undo is not None:
+            undo()
+        compiled, stage, traversed, revision, n = saved
+        flow._compiled, flow._stage, flow._traversed, flow.revision = (
+            compiled, stage, traversed, revision
+        )
+        if n is not None and flow._history is not None:
+            del flow._history[n:]
+
+    try:
+        flow._compiled = target
+        flow._stage = new_stage
+        flow._traversed = _path(flow._traversed, mapping, definition, new_id)
+        flow.revision += 1
+        if flow._history is not None:
+            flow._history.append(entry)
+        if phase_changed and definition.pipeline_field is not None and obj is not None:
+            undo = set_field(obj, definition.pipeline_field, new_stage.stage.phase)
+    except BaseException:
+        rollback()
+        raise
+    ops: list[Op] = [
+        UpdateFlow(flow, None if engine._store.live else row_of(flow), saved[3], (entry,))
+    ]
+    if phase_changed:
+        ops.append(SetLastChange(rid, entry))
+    engine._transact(flow, ops, rollback, (), (), "migrate", old_stage.id, new_id, actor, obj,
+                     quiet=True)
+
+
+def _path(
+    old: tuple[str, ...], mapping: Mapping[str, str], definition: ProcessDefinition, active: str
+) -> tuple[str, ...]:
+    """The traversed path on the new version: the old one mapped, ending at ``active``, a walk
+    of the new version's stage graph from its first stage."""
+    mapped: list[str] = []
+    for stage in old:
+        new = _target(stage, mapping, definition)
+        if new is not None and new not in mapped:
+            mapped.append(new)
+    if active in mapped:
+        del mapped[mapped.index(active) + 1:]
+    else:
+        mapped.append(active)
+    # Keep the longest stretch ending at the active stage that the new version can walk...
+    i = len(mapped) - 1
+    while i > 0 and mapped[i] in definition.successors(mapped[i - 1]):
+        i -= 1
+    walk = mapped[i:]
+    # ...and lead up to it from the first stage, as every flow's path begins there.
+    lead = _shortest_walk(definition, definition.first_stage.id, walk[0])
+    return tuple(lead[:-1] + walk) if lead else tuple(walk)
+
+
+def _shortest_walk(definition: ProcessDefinition, start: str, end: str) -> list[str]:
+    came: dict[str, Any] = {start: None}
+    queue = deque([start])
+    while queue:
+        stage = queue.popleft()
+        if stage == end:
+            walk = []
+            node: Any = stage
+            while node is not None:
+                walk.append(node)
+                node = came[node]
+            return walk[::-1]
+        for nxt in definition.successors(stage):
+            if nxt not in came:
+                came[nxt] = stage
+                queue.append(nxt)
+    return []
+
+
+__all__ = ["migrate"]
