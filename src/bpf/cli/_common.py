@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from importlib.resources import as_file, files
@@ -107,14 +108,30 @@ def open_engine(
     clock: Callable[[], datetime] | None = None,
     on_action: Callable[[str, Any], None] | None = None,
 ) -> bpf.Engine:
-    """An engine on ``url`` with ``definitions`` registered.
+    """An engine on ``url`` with ``definitions`` registered (see `register_all`)."""
+    engine = bpf.Engine(url, clock=clock)
+    try:
+        register_all(engine, definitions, on_action=on_action)
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def register_all(
+    engine: bpf.Engine,
+    definitions: Iterable[ProcessDefinition],
+    *,
+    on_action: Callable[[str, Any], None] | None = None,
+    quiet: bool = False,
+) -> None:
+    """Register ``definitions`` with ``engine``; ``quiet`` silences `bpf.PipelineFieldWarning`
+    (for commands that only read).
 
     The stage actions the definitions name (``on_enter``/``on_exit``) are Python code the
     command line does not have: each is stood in for by a function that only reports, through
     ``on_action(name, event)``, that it ran.
     """
-    definitions = list(definitions)
-    names = {n for d in definitions for s in d.stages for n in (*s.on_enter, *s.on_exit)}
 
     def stand_in(name: str) -> Callable[[Any], None]:
         def action(event: Any) -> None:
@@ -123,14 +140,14 @@ def open_engine(
 
         return action
 
-    engine = bpf.Engine(url, clock=clock, actions={n: stand_in(n) for n in sorted(names)})
-    try:
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", bpf.PipelineFieldWarning)
         for definition in definitions:
+            for stage in definition.stages:
+                for name in (*stage.on_enter, *stage.on_exit):
+                    engine.actions.setdefault(name, stand_in(name))
             engine.register(definition)
-    except BaseException:
-        engine.close()
-        raise
-    return engine
 
 
 def known_definition(process: str, version: int) -> ProcessDefinition | None:

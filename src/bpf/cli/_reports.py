@@ -1,8 +1,206 @@
-"""placeholder"""
+"""``bpf funnel --db URL``: the funnel of each process, as a text chart or a PNG/SVG chart.
+
+Per process, from `bpf.reports` (aggregate queries: no flow is loaded but the stale ones it
+lists), never from the pipeline field alone, which several flows on one record share.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import attrs
 
-def register(sub: Any, parents: Any) -> None:
-    pass
-def funnel_text(engine, definition, by):
-    return str(engine.store.stage_counts(definition.process))
+import bpf
+from bpf import reports
+from bpf.cli._common import (
+    CliError,
+    example_names,
+    existing_database,
+    load_definition,
+    register_all,
+)
+from bpf.cli._output import bar, duration, percent, probability, table
+from bpf.definition.model import ProcessDefinition
+from bpf.runtime.engine import utcnow
+
+HELP = "the funnel of a database: flows per stage, conversion, time in stage, stale flows"
+
+CHART_SUFFIXES = (".png", ".svg", ".pdf")
+#: Most stale flows listed under a funnel.
+STALE_LISTED = 5
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "funnel", parents=parents, help=HELP,
+        description="The funnel of each process in a database: active flows per stage in "
+        "order, conversion from each stage to the next, median time in stage, the pipeline "
+        "weighted by each stage's probability, and stale flows. A text chart, or with -o a "
+        "PNG, SVG or PDF chart (needs matplotlib: pip install 'bpf[charts]').",
+    )
+    p.add_argument("--db", required=True, metavar="URL",
+                   help="the database: sqlite:///file.db, a PostgreSQL URL, or an SQLite path")
+    p.add_argument("--process", metavar="NAME|FILE",
+                   help="the process (default: every shipped process with flows in the database)")
+    p.add_argument("--by", choices=("stage", "phase"), default="stage",
+                   help="one row per stage (default) or per pipeline phase")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write a chart instead: .png, .svg or .pdf")
+    p.set_defaults(handler=run)
+
+
+@attrs.frozen
+class Row:
+    """One line of the funnel: a stage, or a pipeline phase of one or more stages."""
+
+    label: str
+    phase: str | None
+    active: int
+    reached: int
+    conversion: float | None
+    median_time: timedelta | None
+    probability: str
+    weighted: float
+    stale: int
+
+
+def rows_by_stage(funnel: Sequence[reports.FunnelRow],
+                  definition: ProcessDefinition) -> list[Row]:
+    out = []
+    for r in funnel:
+        last = definition.has_stage(r.stage) and definition.is_last(r.stage)
+        out.append(Row(r.name, r.phase, r.active, r.reached, None if last else r.conversion,
+                       r.median_time, probability(r.probability), r.weighted, r.stale))
+    return out
+
+
+def rows_by_phase(funnel: Sequence[reports.FunnelRow]) -> list[Row]:
+    """The stages grouped by pipeline phase, in stage order.
+
+    A phase counts as reached by as many flows as its most reached stage (exact when every
+    flow of the phase passes one of its stages, as it usually does); its conversion is the
+    share of those that reached the next phase; its median time is the sum of its stages'
+    medians, an estimate when it has several.
+    """
+    groups: dict[str, list[reports.FunnelRow]] = {}
+    for r in funnel:
+        groups.setdefault(r.phase or r.stage, []).append(r)
+    keys = list(groups)
+    out = []
+    for i, key in enumerate(keys):
+        members = groups[key]
+        reached = max(m.reached for m in members)
+        nxt = max(m.reached for m in groups[keys[i + 1]]) if i + 1 < len(keys) else None
+        medians = [m.median_time for m in members if m.median_time is not None]
+        probabilities = sorted({m.probability for m in members if m.probability is not None})
+        out.append(Row(
+            label=key,
+            phase=key,
+            active=sum(m.active for m in members),
+            reached=reached,
+            conversion=None if nxt is None or not reached else min(nxt / reached, 1.0),
+            median_time=sum(medians, timedelta(0)) if medians else None,
+            probability="-" if not probabilities else
+            "/".join(f"{p:g}" for p in probabilities) + "%",
+            weighted=sum(m.weighted for m in members),
+            stale=sum(m.stale for m in members),
+        ))
+    return out
+
+
+def funnel_rows(engine: bpf.Engine, definition: ProcessDefinition, by: str) -> list[Row]:
+    found = reports.funnel(engine, definition.process)
+    return rows_by_phase(found) if by == "phase" else rows_by_stage(found, definition)
+
+
+def funnel_text(engine: bpf.Engine, definition: ProcessDefinition, by: str = "stage") -> str:
+    """The funnel of one process as a titled text chart, with its stale flows."""
+    rows = funnel_rows(engine, definition, by)
+    counts = reports.status_counts(engine, definition.process)
+    largest = max((r.active for r in rows), default=0)
+    lines = [
+        f"{definition.process} v{definition.version}: {definition.name}",
+        f"  by {by}; flows: " + ", ".join(f"{n} {status}" for status, n in counts.items()),
+    ]
+    headers = ["STAGE" if by == "stage" else "PHASE"]
+    if by == "stage":
+        headers.append("PHASE")
+    headers += ["ACTIVE", "", "REACHED", "CONV", "MEDIAN", "PROB", "WEIGHTED", "STALE"]
+    body = []
+    for r in rows:
+        line: list[Any] = [r.label]
+        if by == "stage":
+            line.append(r.phase or "-")
+        line += [r.active, bar(r.active, largest, 12), r.reached, percent(r.conversion),
+                 duration(r.median_time), r.probability, f"{r.weighted:.1f}", r.stale or ""]
+        body.append(line)
+    first = 2 if by == "stage" else 1
+    lines.append(table(headers, body, indent="  ",
+                       right=(first, first + 2, first + 3, first + 4, first + 6, first + 7)))
+    active = sum(r.active for r in rows)
+    weighted = sum(r.weighted for r in rows)
+    lines.append(f"  weighted pipeline: {weighted:.1f} of {active} active flow"
+                 f"{'s' if active != 1 else ''} (each counted at its {by}'s probability)")
+    lines.append(f"  CONV: share of the flows reaching the {by} that moved on; MEDIAN: median "
+                 f"time in the {by}")
+    stale = list(_first(reports.stale_flows(engine, definition.process), STALE_LISTED + 1))
+    if stale:
+        now = utcnow()
+        listed = ", ".join(
+            f"{f.record_id} in {f.stage.name} for {duration(now - f.stage_started_at)}"
+            for f in stale[:STALE_LISTED]
+        )
+        more = " ..." if len(stale) > STALE_LISTED else ""
+        lines.append(f"  stale: {listed}{more}")
+    return "\n".join(lines)
+
+
+def _first(items: Any, n: int) -> Any:
+    for i, item in enumerate(items):
+        if i >= n:
+            return
+        yield item
+
+
+def _processes_in(engine: bpf.Engine) -> list[ProcessDefinition]:
+    """The shipped processes (and examples) that have flows in the engine's store."""
+    names = [d.process for d in bpf.standard_processes()] + example_names()
+    found = []
+    for name in names:
+        if engine.store.status_counts(name):
+            found.append(load_definition(name))
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    url = existing_database(args.db)
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix.lower() not in CHART_SUFFIXES:
+        raise CliError(f"cannot write a chart to {output}: give a .png, .svg or .pdf file")
+    chosen = [load_definition(args.process)] if args.process else None
+    with bpf.Engine(url) as engine:
+        register_all(engine, chosen or [], quiet=True)
+        definitions = chosen or _processes_in(engine)
+        if not chosen:
+            if not definitions:
+                raise CliError(f"no flows of a shipped process in {engine.store.url}; name "
+                               "your process with --process NAME|FILE")
+            register_all(engine, definitions, quiet=True)
+        elif not engine.store.status_counts(chosen[0].process):
+            raise CliError(f"no {chosen[0].process!r} flows in {engine.store.url}")
+        if output is not None:
+            from bpf.cli._chart import funnel_chart
+
+            charts = [(d, funnel_rows(engine, d, args.by)) for d in definitions]
+            funnel_chart(charts, output, by=args.by, source=engine.store.url)
+            print(f"wrote {output}")
+            return 0
+        print(f"{engine.store.url}")
+        for definition in definitions:
+            print()
+            print(funnel_text(engine, definition, args.by))
+    return 0

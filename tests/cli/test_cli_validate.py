@@ -1,0 +1,101 @@
+"""``bpf validate``: every problem located, exit 1 on any, JSON for editors and CI."""
+
+from __future__ import annotations
+
+import json
+
+from clitools import ROOT, TINY
+
+BAD = """\
+process: bad
+name: Bad
+entity: opportunity
+stages:
+  - id: qualify
+    name: Qualify
+    categori: Qualify
+    next:
+      - stage: nowhere
+"""
+
+
+def test_a_valid_file_exits_0(bpf_main, tiny):
+    result = bpf_main("validate", tiny)
+    assert result.code == 0
+    assert result.out == "1 file valid: tiny-deal\n"
+    assert result.err == ""
+
+
+def test_every_problem_is_file_line_col_message_and_exit_1(bpf_main, write):
+    path = write("bad.yaml", BAD)
+    result = bpf_main("validate", path)
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert lines[0].startswith(f"{path}:7:5: unknown key `categori` in stage")
+    assert lines[1] == f"{path}:9:16: stage 'nowhere' does not exist; stages: qualify"
+    assert lines[-1] == "2 problems in 1 of 1 file"
+
+
+def test_a_directory_is_searched_for_yaml_files(bpf_main, write):
+    write("procs/a.yaml", TINY)
+    write("procs/nested/b.yml", TINY.replace("tiny-deal", "tiny-b"))
+    write("procs/notes.txt", "not a process")
+    bad = write("procs/nested/c.yaml", BAD)
+    result = bpf_main("validate", bad.parent.parent)
+    assert result.code == 1
+    assert result.out.splitlines()[-1] == "2 problems in 1 of 3 files"
+
+
+def test_the_shipped_processes_are_valid(bpf_main):
+    result = bpf_main("validate", ROOT / "processes")
+    assert result.code == 0, result.out
+    assert "opportunity-sales" in result.out
+
+
+def test_json_lists_files_and_located_problems(bpf_main, tiny, write):
+    bad = write("bad.yaml", BAD)
+    result = bpf_main("validate", "--format", "json", tiny, bad)
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert report["valid"] is False
+    good, wrong = report["files"]
+    assert good == {"file": str(tiny), "process": "tiny-deal", "valid": True, "problems": []}
+    assert wrong["valid"] is False and wrong["process"] is None
+    first = wrong["problems"][0]
+    assert first["file"] == str(bad)
+    assert (first["line"], first["column"], first["severity"]) == (7, 5, "error")
+    assert "categori" in first["message"]
+
+
+def test_json_of_clean_files_says_valid(bpf_main, tiny):
+    result = bpf_main("validate", "--format", "json", tiny)
+    assert result.code == 0
+    assert json.loads(result.out)["valid"] is True
+
+
+def test_broken_yaml_is_a_located_problem(bpf_main, write):
+    path = write("broken.yaml", "process: [\n")
+    result = bpf_main("validate", path)
+    assert result.code == 1
+    assert result.out.startswith(f"{path}:2:1: ")
+
+
+def test_a_missing_path_is_bad_input(bpf_main, tmp_path):
+    result = bpf_main("validate", tmp_path / "nope")
+    assert result.code == 2
+    assert result.err == f"bpf: error: {tmp_path / 'nope'}: no such file or directory\n"
+
+
+def test_a_directory_without_yaml_is_bad_input(bpf_main, tmp_path):
+    result = bpf_main("validate", tmp_path)
+    assert result.code == 2
+    assert "no .yaml or .yml files" in result.err
+
+
+def test_no_progress_line_when_stderr_is_not_a_terminal(bpf_main, write):
+    for i in range(25):
+        write(f"many/p{i:02}.yaml", TINY.replace("tiny-deal", f"tiny-{i}"))
+    result = bpf_main("validate", write("many/p00.yaml", TINY).parent)
+    assert result.code == 0
+    assert result.err == ""
+    assert result.out == "25 files valid\n"
