@@ -171,7 +171,7 @@ def _alias_bomb() -> str:
 def test_alias_bomb_is_refused_quickly():
     started = time.perf_counter()
     found = problems(_alias_bomb())
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 1.0  # typically 0.1 s
     assert found == [
         # a4 stands for 9**5 values: expanding its use in a5 goes over the budget.
         "<string>:6:10: the document expands to more than 100000 values through its aliases "
