@@ -39,15 +39,20 @@ class MemoryStore(Store):
 
     def write(self, ops: Sequence[Op]) -> None:
         # Check first, then apply: the ops of one call land together or not at all.
+        starting: set[tuple[str, str]] = set()  # a batch may start two flows on one record
         for op in ops:
             if type(op) is InsertFlow:
                 flow = op.flow
                 process = flow._compiled.definition.process
                 state = self._records.get(flow.record_id)
-                if state and any(f._compiled.definition.process == process for f in state.flows):
+                key = (process, flow.record_id)
+                if key in starting or (
+                    state and any(f._compiled.definition.process == process for f in state.flows)
+                ):
                     raise FlowExistsError(
                         f"record {flow.record_id!r} already has a {process!r} flow"
                     )
+                starting.add(key)
         for op in ops:
             kind = type(op)
             if kind is UpdateFlow:
