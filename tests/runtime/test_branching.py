@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import QUALIFIED, SELLER
+from runtime_support import QUALIFIED, SELLER
 
 
 def test_the_branch_follows_the_value_at_the_moment_of_the_move(engine, deal):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import LEAD
+from runtime_support import LEAD
 
 import bpf
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 import pytest
-from conftest import MANAGER, QUALIFIED, SELLER
+from runtime_support import MANAGER, QUALIFIED, SELLER
 
 import bpf
 
@@ -205,7 +205,7 @@ def test_time_in_stage_adds_up_every_visit(engine, deal, clock):
 def test_a_naive_clock_is_refused(new_engine, deal):
     from datetime import datetime
 
-    from conftest import SALES
+    from runtime_support import SALES
 
     engine = new_engine(clock=lambda: datetime(2026, 1, 1))
     engine.register(bpf.loads_process(SALES))

@@ -6,7 +6,7 @@ import dataclasses
 
 import attrs
 import pytest
-from conftest import INTRUDER, MANAGER, QUALIFIED, SALES, SELLER
+from runtime_support import INTRUDER, MANAGER, QUALIFIED, SALES, SELLER
 
 import bpf
 

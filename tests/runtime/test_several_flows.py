@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from conftest import QUALIFIED, REVIEW, SELLER
+from runtime_support import QUALIFIED, REVIEW, SELLER
 
 import bpf
 
@@ -94,7 +94,7 @@ def test_no_warning_for_processes_on_other_entities(engine):
 
 
 def test_registering_the_same_definition_twice_is_harmless(engine):
-    from conftest import SALES
+    from runtime_support import SALES
 
     engine.register(bpf.loads_process(SALES))
     changed = SALES.replace("name: Deal\n", "name: Deal (changed)\n")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import itertools
 
-from conftest import INTRUDER, LEAD, MANAGER, REVIEW, SALES, SELLER, Clock
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from runtime_support import INTRUDER, LEAD, MANAGER, REVIEW, SALES, SELLER, Clock
 
 import bpf
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from conftest import QUALIFIED, SELLER
+from runtime_support import QUALIFIED, SELLER
 
 import bpf
 

@@ -16,7 +16,8 @@ class _RecordState:
     __slots__ = ("active", "flows", "last_change")
 
     def __init__(self) -> None:
-        self.flows: list[Flow] = []
+        # A tuple, not a list: most records have one flow, and a 1-tuple is 40 bytes smaller.
+        self.flows: tuple[Flow, ...] = ()
         self.active: Flow | None = None
         self.last_change: StageChange | None = None
 
@@ -57,14 +58,14 @@ class MemoryStore(Store):
             kind = type(op)
             if kind is UpdateFlow:
                 for _, rid in op.new_records:
-                    self._record(rid).flows.append(op.flow)
+                    self._record(rid).flows += (op.flow,)
             elif kind is SetLastChange:
                 self._record(op.record_id).last_change = op.change
             elif kind is InsertFlow:
                 flow = op.flow
                 self._flows[flow.id] = flow
                 for _, rid, _ in flow._records:
-                    self._record(rid).flows.append(flow)
+                    self._record(rid).flows += (flow,)
             elif kind is SetActiveFlow:
                 self._record(op.record_id).active = self._flows[op.flow_id]
 
