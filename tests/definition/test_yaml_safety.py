@@ -212,7 +212,8 @@ def test_too_many_values_are_refused():
 def test_files_over_one_mebibyte_are_refused():
     text = VALID + "description: " + "x" * (1024 * 1024) + "\n"
     assert problems(text) == [
-        "<string>:1:1: the file is too large (1.0 MiB): a process definition may be at most 1 MiB"
+        "<string>:1:1: the file is larger than 1 MiB: a process definition may be at most "
+        "1,048,576 bytes"
     ]
 
 
@@ -288,6 +289,17 @@ def test_columns_count_characters_not_bytes():
         "<string>:4:1: invalid YAML: did not find expected ',' or ']' "
         "(while parsing a flow sequence at line 3, column 9)"
     ]
+
+
+def test_a_big_file_is_refused_without_reading_it_all(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(VALID + "description: " + "x" * (8 * 1024 * 1024) + "\n")
+    with pytest.raises(bpf.DefinitionError) as info:
+        bpf.load_process(path)
+    assert str(info.value) == (
+        f"{path}:1:1: the file is larger than 1 MiB: a process definition may be at most "
+        "1,048,576 bytes"
+    )
 
 
 def test_binary_garbage_from_a_file(tmp_path):

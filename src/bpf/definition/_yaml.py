@@ -75,9 +75,8 @@ class Document:
 def read_yaml(text: str | bytes, source: str) -> Document:
     """Read one YAML document; raise `DefinitionError` when it cannot be read at all."""
     if len(text) > MAX_BYTES:
-        size = len(text) / (1024 * 1024)
-        raise _fatal(source, (1, 1), f"the file is too large ({size:.1f} MiB): "
-                     f"a process definition may be at most {MAX_BYTES // (1024 * 1024)} MiB")
+        raise _fatal(source, (1, 1), "the file is larger than 1 MiB: a process definition may "
+                     f"be at most {MAX_BYTES:,} bytes")
     if isinstance(text, bytes):
         text = _decode(text, source)
     elif text.startswith("\ufeff"):
