@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -71,3 +72,12 @@ def run_program(args: list[str], *, cwd: Path | None = None, timeout: float = 60
     done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=env, check=False)
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def assert_png(path: Path) -> None:
+    """``path`` is a real PNG image of sensible size (400 to 4000 pixels each way)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 400 <= width <= 4000 and 400 <= height <= 4000, (width, height)
