@@ -127,12 +127,16 @@ def race(url: str, record_ids: list[str], barrier: Any, results: Any) -> None:
 
 
 def stream(url: str, flows: int, seed: int) -> None:
-    """Start ``flows`` flows, then move them at random forever, printing a line per commit."""
+    """Start ``flows`` flows (or load them), then move them at random forever, printing a
+    line per commit."""
     rnd = random.Random(seed)
     with engine_on(url) as engine:
         records = [{"id": f"crash-{i}", "budget": 1} for i in range(flows)]
-        with engine.batch():
-            live = [engine.start(PROCESS, r) for r in records]
+        if engine.store.stage_counts(PROCESS, status=None):  # a previous stream was killed
+            live = [engine.flow(r["id"], PROCESS).bind(r) for r in records]
+        else:
+            with engine.batch():
+                live = [engine.start(PROCESS, r) for r in records]
         print("started", flush=True)
         n = 0
         while True:
