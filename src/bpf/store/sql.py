@@ -427,7 +427,6 @@ class SQLStore(Store):
                 return self._sqlite_engine(url, synchronous, busy_timeout)
             if backend == "postgresql":
                 return self._postgres_engine(url)
-            return sa.create_engine(url)
         except ImportError as exc:
             hint = " (pip install 'bpf[postgres]')" if backend == "postgresql" else ""
             raise StoreError(
@@ -435,6 +434,10 @@ class SQLStore(Store):
             ) from exc
         except sa_exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.url}: cannot use this URL: {_cause(exc)}") from exc
+        raise StoreError(
+            f"{self.url}: bpf stores flows in SQLite ('sqlite:///path/bpf.db') or PostgreSQL "
+            f"('postgresql+psycopg://user@host/db'), not {backend}"
+        )
 
     def _sqlite_engine(self, url: URL, synchronous: str | None, busy_timeout: float) -> sa.Engine:
         query = dict(url.query)
@@ -491,6 +494,8 @@ class SQLStore(Store):
         with self._transaction(write=True) as conn:
             if not self._sqlite:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+                if self._schema is not None:
+                    conn.execute(sa.schema.CreateSchema(self._schema, if_not_exists=True))
             stored = None
             if conn.dialect.has_table(conn, meta.name, schema=self._schema):
                 value = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))

@@ -1,0 +1,201 @@
+"""The SQL store itself: schema and its version, configuration, the caller's own engine, and
+errors that name the database (password hidden) and the cause, never leaking SQLAlchemy's."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import sqlalchemy as sa
+from storekit import PROCESS, sales
+
+import bpf
+from bpf.store import sql
+from bpf.store.sql import SQLStore
+
+TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records"}
+
+
+def tables(url: str, schema: str | None = None) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names(schema=schema))
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, statement: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_the_schema_is_created_on_first_use_and_carries_its_version(persistent_url):
+    store = SQLStore(persistent_url)
+
+    assert tables(persistent_url) >= TABLES
+    assert store.schema_version() == sql.SCHEMA_VERSION == 1
+    store.close()
+    assert SQLStore(persistent_url).schema_version() == 1  # opened again: left as it is
+
+
+def test_a_sqlite_file_is_created_on_first_use(tmp_path):
+    path = tmp_path / "new.db"
+
+    bpf.Engine(f"sqlite:///{path}").close()
+
+    assert path.is_file()
+
+
+def test_a_schema_written_by_a_newer_bpf_is_refused(persistent_url):
+    SQLStore(persistent_url).close()
+    execute(persistent_url, "UPDATE bpf_meta SET value = '2' WHERE key = 'schema_version'")
+
+    with pytest.raises(bpf.StoreError, match="schema version 2, written by a newer bpf"):
+        SQLStore(persistent_url)
+
+
+def test_an_older_schema_is_migrated_forward_by_its_named_steps(persistent_url, monkeypatch):
+    SQLStore(persistent_url).close()
+    steps = []
+
+    def add_notes(conn):
+        steps.append(1)
+        conn.execute(sa.text("ALTER TABLE bpf_flows ADD COLUMN notes VARCHAR"))
+
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sql, "MIGRATIONS", {1: add_notes})
+
+    assert SQLStore(persistent_url).schema_version() == 2
+    assert SQLStore(persistent_url).schema_version() == 2
+    assert steps == [1]
+
+
+def test_sqlite_is_durable_by_default_in_wal_mode(tmp_path):
+    def pragmas(url):
+        store = SQLStore(url)
+        with store._engine.connect() as conn:
+            found = [conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+                     for p in ("journal_mode", "synchronous", "busy_timeout")]
+        store.close()
+        return found
+
+    assert pragmas(f"sqlite:///{tmp_path / 'a.db'}") == ["wal", 2, 30000]  # 2: FULL
+    assert pragmas(f"sqlite:///{tmp_path / 'b.db'}?synchronous=normal")[1] == 1
+    assert pragmas(f"sqlite:///{tmp_path / 'c.db'}?timeout=2")[2] == 2000
+
+
+def test_an_in_memory_sqlite_database_is_one_database_for_the_engine():
+    with bpf.Engine("sqlite://") as engine:
+        engine.register(sales(1))
+        engine.start(PROCESS, {"id": "opp-1"})
+        assert engine.flow("opp-1", PROCESS).stage.id == "qualify"
+
+
+# -- the caller's own SQLAlchemy engine ---------------------------------------------------------
+
+
+def test_the_tables_can_live_in_the_applications_own_database(persistent_url):
+    app = sa.create_engine(persistent_url)
+    with app.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE opportunity (id VARCHAR PRIMARY KEY, stepname VARCHAR)"))
+    engine = bpf.Engine(app)
+    engine.register(sales(1))
+
+    engine.start(PROCESS, {"id": "opp-1"})
+    engine.close()
+
+    with app.connect() as conn:  # closing bpf's engine leaves the application's engine alone
+        assert conn.execute(sa.text("SELECT count(*) FROM bpf_flows")).scalar() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM opportunity")).scalar() == 0
+    app.dispose()
+
+
+@pytest.mark.postgres
+def test_the_tables_can_live_in_a_postgresql_schema_of_their_own(postgres_url):
+    url = sa.make_url(postgres_url)
+    schema = url.query["options"].split("=")[1]
+    plain = url.difference_update_query(["options"]).render_as_string(hide_password=False)
+
+    engine = bpf.Engine(SQLStore(plain, schema=schema))
+    engine.register(sales(1))
+    engine.start(PROCESS, {"id": "opp-1"})
+    engine.close()
+
+    assert tables(plain, schema=schema) >= TABLES
+    assert not TABLES & tables(plain, schema="public")
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_a_bad_url_is_a_store_error():
+    with pytest.raises(bpf.StoreError, match="not a url: not a database URL"):
+        bpf.Engine("not a url")
+
+
+def test_an_unsupported_database_is_a_store_error_with_the_password_hidden():
+    with pytest.raises(bpf.StoreError) as raised:
+        bpf.Engine("mysql://admin:s3cret@db.example.com/crm")
+
+    assert str(raised.value).startswith("mysql://admin:***@db.example.com/crm: bpf stores flows")
+    assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql"])
+def test_an_unreachable_database_is_one_store_error_with_url_and_cause(scheme):
+    with pytest.raises(bpf.StoreError) as raised:
+        bpf.Engine(f"{scheme}://admin:s3cret@127.0.0.1:1/crm")
+
+    message = str(raised.value)
+    assert message.startswith(f"{scheme}://admin:***@127.0.0.1:1/crm: cannot open the store: ")
+    assert "OperationalError" in message and "refused" in message
+    assert "s3cret" not in message
+    assert not isinstance(raised.value, sa.exc.SQLAlchemyError)
+
+
+def test_a_missing_postgresql_driver_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+
+    with pytest.raises(bpf.StoreError, match=r"pip install 'bpf\[postgres\]'"):
+        bpf.Engine("postgresql+psycopg://admin@127.0.0.1:1/crm")
+
+
+def test_a_missing_sqlite_directory_is_a_store_error(tmp_path):
+    with pytest.raises(bpf.StoreError, match=r"missing does not exist"):
+        bpf.Engine(f"sqlite:///{tmp_path / 'missing' / 'bpf.db'}")
+
+
+def test_an_unwritable_sqlite_path_is_a_store_error_with_the_cause():
+    with pytest.raises(bpf.StoreError, match=r"/proc/bpf\.db: .*unable to open database file"):
+        bpf.Engine("sqlite:////proc/bpf.db")
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, " * 100)
+
+    with pytest.raises(bpf.StoreError, match="file is not a database"):
+        bpf.Engine(f"sqlite:///{path}")
+
+
+def test_an_unknown_synchronous_mode_is_a_store_error(tmp_path):
+    with pytest.raises(bpf.StoreError, match="synchronous='sometimes'"):
+        bpf.Engine(f"sqlite:///{tmp_path / 'bpf.db'}?synchronous=sometimes")
+
+
+def test_a_failure_after_opening_is_a_store_error_too(open_db_engine):
+    engine = open_db_engine()
+    engine.start(PROCESS, {"id": "opp-1"})
+    execute(open_db_engine.url, "DROP TABLE bpf_history")
+
+    with pytest.raises(bpf.StoreError, match="cannot read history") as raised:
+        engine.flow("opp-1", PROCESS).history  # noqa: B018
+    assert raised.value.__cause__ is not None
+    with pytest.raises(bpf.StoreError, match="cannot write"):
+        engine.start(PROCESS, {"id": "opp-2"})
+    assert engine.flows("opp-2") == []
