@@ -185,3 +185,13 @@ def test_history_of_an_unknown_record_is_bad_input(bpf_main, demo_db):
     result = bpf_main("history", "--db", demo_db, "opp-nobody")
     assert result.code == 2
     assert result.err == f"bpf: error: no flow on record 'opp-nobody' in sqlite:///{demo_db}\n"
+
+
+def test_demo_funnel_and_history_on_sqlite_and_postgresql(bpf_main, persistent_url):
+    assert bpf_main("demo", "--db", persistent_url).code == 0
+    funnel = bpf_main("funnel", "--db", persistent_url, "--process", "opportunity-gated")
+    assert funnel.code == 0, funnel.err
+    assert "weighted pipeline: 2.0 of 4 active flows" in funnel.out
+    history = bpf_main("history", "--db", persistent_url, "opp-fabrikam")
+    assert history.code == 0, history.err
+    assert history.out.startswith("opp-fabrikam: 2 flows\n")
