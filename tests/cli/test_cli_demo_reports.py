@@ -68,7 +68,7 @@ def test_the_demo_on_memory_writes_no_file(bpf_main, tmp_path, monkeypatch):
     result = bpf_main("demo", "--db", "memory")
     assert result.code == 0, result.err
     assert "kept in memory" in result.out
-    assert "Read it again" not in result.out
+    assert "Read it back" not in result.out
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,7 +13,7 @@ def test_show_lists_stages_with_category_phase_probability_and_next(bpf_main, ti
     result = bpf_main("show", tiny)
     assert result.code == 0
     out = result.out
-    assert out.startswith("Tiny Deal (tiny-deal, version 1)\n")
+    assert out.startswith("tiny-deal v1: Tiny Deal\n")
     assert "entity opportunity · pipeline field stepname · roles salesperson · outcomes won, lost" \
         in out
     stage_lines = [line.split() for line in out.splitlines() if line[:1].isdigit() and

@@ -9,6 +9,7 @@ that cannot be used) or bad usage. Bad input is one ``bpf: error: ...`` line on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("bpf: interrupted", file=sys.stderr)
             return 130
-        except BrokenPipeError:  # `bpf history ... | head`
+        except BrokenPipeError:  # `bpf history ... | head`: the reader has gone
+            _silence_stdout()
             return EXIT_OK
         except (bpf.BpfError, OSError) as exc:
             return _fail(args, exc, one_line(exc) if isinstance(exc, bpf.BpfError)
@@ -76,6 +78,15 @@ def _fail(args: argparse.Namespace, exc: BaseException, message: str) -> int:
         traceback.print_exception(exc, file=sys.stderr)
     print(f"bpf: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
 
 
 def _os_message(exc: OSError) -> str:

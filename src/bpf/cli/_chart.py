@@ -74,5 +74,5 @@ def _one(ax, definition: ProcessDefinition, rows: Sequence[Row], by: str) -> Non
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
     weighted = sum(r.weighted for r in rows)
-    ax.set_title(f"{definition.name} ({definition.process} v{definition.version}) — weighted "
+    ax.set_title(f"{definition.process} v{definition.version}: {definition.name} — weighted "
                  f"pipeline {weighted:.1f} of {sum(active)} active", fontsize=11, loc="left")

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     Demo(url).play()
     if url is not None:
         print()
-        print("Read it again:")
+        print("Read it back:")
         print(f"  bpf funnel --db {shown} --process opportunity-gated")
         print(f"  bpf history --db {shown} opp-fabrikam")
     return 0

@@ -176,7 +176,7 @@ def graphviz(definition: ProcessDefinition) -> str:
     lines = [
         f"digraph {_dot(d.process)} {{",
         "  rankdir=LR;",
-        f"  label={_dot(f'{d.name} ({d.process} v{d.version})')}; labelloc=t; fontsize=16;",
+        f"  label={_dot(f'{d.process} v{d.version}: {d.name}')}; labelloc=t; fontsize=16;",
         '  fontname="Helvetica";',
         '  node [shape=box, style="rounded,filled", fillcolor=white, fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',

@@ -47,7 +47,7 @@ def next_text(definition: ProcessDefinition, stage: Stage) -> str:
 
 def render(definition: ProcessDefinition) -> str:
     d = definition
-    lines = [f"{d.name} ({d.process}, version {d.version})"]
+    lines = [f"{d.process} v{d.version}: {d.name}"]
     if d.description:
         lines.append(textwrap.fill(" ".join(d.description.split()), WIDTH))
     facts = [f"entity {', '.join(d.entities)}"]
