@@ -91,6 +91,14 @@ def test_bad_input_is_one_line_on_stderr_without_traceback(bpf_program, tmp_path
     assert line.startswith("bpf: error: ")
 
 
+def test_python_dash_m_reports_bad_input_the_same_way(tmp_path):
+    result = run_program([sys.executable, "-m", "bpf.cli", "show", "no-such-process"])
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.startswith("bpf: error: no shipped process 'no-such-process'")
+    assert len(result.err.splitlines()) == 1
+
+
 def test_debug_shows_the_traceback_in_the_real_program(bpf_program):
     result = bpf_program("--debug", "show", "no-such-process")
     assert result.code == 2

@@ -99,3 +99,16 @@ def test_no_progress_line_when_stderr_is_not_a_terminal(bpf_main, write):
     assert result.code == 0
     assert result.err == ""
     assert result.out == "25 files valid\n"
+
+
+def test_warnings_are_located_but_leave_the_file_valid(bpf_main, write):
+    stages = "\n".join(f"  - {{id: s{i}, name: S{i}}}" for i in range(31))
+    path = write("big.yaml", f"process: big\nname: Big\nentity: x\nstages:\n{stages}\n")
+    result = bpf_main("validate", path)
+    assert result.code == 0
+    first, last = result.out.splitlines()
+    assert first.startswith(f"{path}:4:1: warning: 31 stages: Dynamics 365 allows at most 30")
+    assert last == "1 file valid: big"
+    report = json.loads(bpf_main("validate", "--format", "json", path).out)
+    assert report["valid"] is True
+    assert report["files"][0]["problems"][0]["severity"] == "warning"
