@@ -178,7 +178,7 @@ def test_history_of_a_finished_flow_stops_the_clock(bpf_main, demo_db):
     out = bpf_main("history", "--db", demo_db, "opp-contoso").out
     assert "opportunity-gated v1: finished at Close (won)" in out
     last = out.splitlines()[-1].split()
-    assert last[2:4] == ["finish", "Close"]
+    assert last[2:] == ["finish", "Close", "4-Close", "alice"]  # no FROM, no time: it stays
 
 
 def test_history_of_an_unknown_record_is_bad_input(bpf_main, demo_db):

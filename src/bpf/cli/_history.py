@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
                         stay += " so far"
                 else:
                     stay = ""
-                lines.append([_when(entry.at), entry.kind, name(entry.from_stage),
+                # A status change (finish, abandon, reactivate) stays in its stage: show it once.
+                leaving = entry.from_stage if entry.from_stage != entry.to_stage else None
+                lines.append([_when(entry.at), entry.kind, name(leaving),
                               name(entry.to_stage), entry.phase, entry.actor or "-", stay])
             print(table(["WHEN (UTC)", "CHANGE", "FROM", "TO", "PHASE", "BY", "TIME IN STAGE"],
                         lines, indent="  "))
