@@ -166,7 +166,7 @@ def test_a_run_with_a_database_keeps_its_flows_for_history(bpf_main, tiny, write
     result = bpf_main("run", tiny, write("s.yaml", SCENARIO), "--db", f"sqlite:///{db}")
     assert result.code == 0
     assert result.out.splitlines()[-1] == (
-        f"flows saved in sqlite:///{db}: try `bpf funnel --db sqlite:///{db}` or "
+        f"flows saved in sqlite:///{db}: try `bpf funnel --db sqlite:///{db} --process {tiny}` or "
         f"`bpf history --db sqlite:///{db} RECORD_ID`"
     )
     history = bpf_main("history", "--db", db, "opp-1")

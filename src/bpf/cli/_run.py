@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
           + (f", {expected} refusal{'s' if expected > 1 else ''} as expected" if expected
              else ""))
     if url is not None:
-        print(f"flows saved in {engine.store.url}: try `bpf funnel --db {args.db}` or "
-              f"`bpf history --db {args.db} RECORD_ID`")
+        print(f"flows saved in {engine.store.url}: try `bpf funnel --db {args.db} --process "
+              f"{args.process}` or `bpf history --db {args.db} RECORD_ID`")
     return 0
 
 
