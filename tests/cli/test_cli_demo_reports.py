@@ -77,7 +77,8 @@ def test_the_demo_refuses_a_database_that_has_its_records(bpf_main, demo_db):
     assert result.code == 2
     (line,) = result.err.splitlines()
     assert line.startswith("bpf: error: ")
-    assert "already has" in line
+    assert line == (f"bpf: error: sqlite:///{demo_db} already holds the demo's flows: leave out "
+                    "--db (./bpf-demo.db is recreated each run), or give a new database")
 
 
 def test_the_funnel_of_a_database_lists_stages_in_order(bpf_main, demo_db):
