@@ -61,6 +61,7 @@ SYNCHRONOUS = ("full", "normal", "extra", "off")
 # History kinds after which the flow's clock stops (see Flow.time_in_stage).
 _STOPPED = frozenset({"finish", "abandon"})
 _PAGE = 500  # flows per page when streaming; ids per IN list
+_KNOWN = 100_000  # flow states kept to spare a read before an update
 _PG_LOCK_KEY = 0x62706673  # "bpfs": serializes schema creation on PostgreSQL
 
 
@@ -191,16 +192,14 @@ _UPDATE_FLOW = flows.update().where(
     flows.c.id == sa.bindparam("b_id"), flows.c.revision == sa.bindparam("b_expected")
 )
 _FIXED_COLUMNS = ("id", "process", "record_id", "started_at")
-_LOCK_FLOWS = (
-    sa.select(flows.c.id, flows.c.revision, flows.c.status, flows.c.changed_at,
-              flows.c.entered, flows.c.advanced)
-    .where(flows.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(flows.c.id)
-)
+_FLOW_STATES = sa.select(
+    flows.c.id, flows.c.revision, flows.c.status, flows.c.changed_at, flows.c.entered,
+    flows.c.advanced,
+).where(flows.c.id.in_(sa.bindparam("ids", expanding=True)))
 _FLOW_ROW_COLUMNS = (
     flows.c.id, flows.c.process, flows.c.version, flows.c.stage, flows.c.stage_started_at,
     flows.c.traversed, flows.c.status, flows.c.started_at, flows.c.completed_at,
-    flows.c.outcome, flows.c.revision,
+    flows.c.outcome, flows.c.revision, flows.c.changed_at, flows.c.entered, flows.c.advanced,
 )
 _GET_FLOW = (
     sa.select(*_FLOW_ROW_COLUMNS, flow_records.c.entity, flow_records.c.record_id)
@@ -284,6 +283,16 @@ class _State:
         self.entered = entered
         self.advanced = advanced
 
+    def copy(self) -> _State:
+        return _State(self.revision, self.running, self.changed_at, set(self.entered),
+                      set(self.advanced))
+
+
+def _state_of(r: Any) -> _State:
+    """A flow's state from a row with its revision, status, changed_at, entered, advanced."""
+    return _State(r.revision, r.status == "active", r.changed_at, set(json.loads(r.entered)),
+                  set(json.loads(r.advanced)))
+
 
 def _history_row(entry: StageChange, state: _State) -> dict[str, Any]:
     """The history row of ``entry``, advancing ``state`` past it."""
@@ -331,8 +340,9 @@ def _flow_values(row: FlowRow, state: _State) -> dict[str, Any]:
     }
 
 
-def _flow_rows(result: Iterable[Any]) -> list[FlowRow]:
-    """FlowRows from rows of a flow joined with its records, each flow's rows consecutive."""
+def _flow_rows(result: Iterable[Any], states: dict[str, _State]) -> list[FlowRow]:
+    """FlowRows from rows of a flow joined with its records, each flow's rows consecutive;
+    the store's state of each flow goes into ``states``."""
     out: list[FlowRow] = []
     current: Any = None
     spans: list[tuple[str, str]] = []
@@ -341,6 +351,7 @@ def _flow_rows(result: Iterable[Any]) -> list[FlowRow]:
             if current is not None:
                 out.append(_flow_row(current, spans))
             current, spans = r, []
+            states[r.id] = _state_of(r)
         if (r.entity, r.record_id) not in spans:
             spans.append((r.entity, r.record_id))
     if current is not None:
@@ -406,6 +417,8 @@ class SQLStore(Store):
         self._engine = engine
         self._sqlite = self.dialect == "sqlite"
         self._upsert_active, self._upsert_last = _upserts(self.dialect)
+        #: The state of flows as last written or read here, by id (see `_remember`).
+        self._known: dict[str, _State] = {}
         with self._errors("cannot open the store"):
             self._open()
 
@@ -567,23 +580,31 @@ class SQLStore(Store):
         self._check_duplicate_inserts(inserted)
         try:
             with self._errors("cannot write"), self._transaction(write=True) as conn:
-                self._apply(conn, ops)
+                states = self._apply(conn, ops)
         except StoreError as exc:
             if inserted and isinstance(exc.__cause__, sa_exc.IntegrityError):
                 self._raise_if_exists(inserted)
             raise
+        self._remember(states)
 
-    def _apply(self, conn: Connection, ops: Sequence[Op]) -> None:
+    def _apply(self, conn: Connection, ops: Sequence[Op]) -> dict[str, _State]:
+        """Write ``ops`` on ``conn``; returns the state each written flow is left in."""
         states: dict[str, _State] = {}
-        first_updates = []
+        unknown = []
         for op in ops:
+            flow_id = op.flow.id if isinstance(op, InsertFlow | UpdateFlow) else None
+            if flow_id is None or flow_id in states:
+                continue
             if isinstance(op, InsertFlow):
-                states[op.flow.id] = _State(0, False, None, set(), set())
-            elif isinstance(op, UpdateFlow) and op.flow.id not in states:
-                states[op.flow.id] = None  # type: ignore[assignment]  # read below
-                first_updates.append(op.flow.id)
-        if first_updates:
-            self._lock_flows(conn, first_updates, states)
+                states[flow_id] = _State(0, False, None, set(), set())
+                continue
+            known = self._known.get(flow_id)
+            if known is not None and known.revision == op.expected_revision:
+                states[flow_id] = known.copy()
+            else:
+                unknown.append(flow_id)
+        if unknown:
+            self._read_states(conn, unknown, states)
 
         flow_inserts: dict[str, dict[str, Any]] = {}
         flow_updates: dict[str, dict[str, Any]] = {}
@@ -606,18 +627,14 @@ class SQLStore(Store):
                 row = op.row or row_of(op.flow)
                 state = states[row.id]
                 if state.revision != op.expected_revision:
-                    raise ConcurrencyError(
-                        f"flow {row.id!r} ({row.process} on record {row.records[0][1]!r}) was "
-                        f"changed by someone else: it is at revision {state.revision}, this change "
-                        f"was made on revision {op.expected_revision}; call flow.refresh() and try "
-                        "again"
-                    )
+                    raise self._conflict(row.id, state.revision, op.expected_revision)
                 entries.extend(_history_row(e, state) for e in op.entries)
                 state.revision = row.revision
                 values = _flow_values(row, state)
                 if row.id in flow_inserts:
                     flow_inserts[row.id] = values
                 else:
+                    # Several changes of one flow in a batch: one UPDATE from the first revision.
                     expected = flow_updates.get(row.id, {}).get("b_expected", op.expected_revision)
                     values["b_id"] = row.id
                     values["b_expected"] = expected
@@ -640,15 +657,13 @@ class SQLStore(Store):
         if flow_inserts:
             conn.execute(_INSERT_FLOW, list(flow_inserts.values()))
         if flow_updates:
+            # In id order, so concurrent writers lock rows in one order (no deadlock).
             params = [flow_updates[k] for k in sorted(flow_updates)]
             for v in params:
                 for c in _FIXED_COLUMNS:
                     del v[c]
-            result = conn.execute(_UPDATE_FLOW, params)
-            if result.rowcount != len(params):  # guarded by the lock above; never expected
-                raise ConcurrencyError(
-                    "a flow was changed by someone else during this write; refresh and try again"
-                )
+            if conn.execute(_UPDATE_FLOW, params).rowcount != len(params):
+                self._raise_conflict(conn, params)
         if spans:
             conn.execute(_INSERT_FLOW_RECORD, spans)
         if entries:
@@ -657,22 +672,44 @@ class SQLStore(Store):
             conn.execute(self._upsert_active, [active[k] for k in sorted(active)])
         if last:
             conn.execute(self._upsert_last, [last[k] for k in sorted(last)])
+        return states
 
-    def _lock_flows(self, conn: Connection, ids: list[str], states: dict[str, _State]) -> None:
-        """Read (and on PostgreSQL lock, in id order) the stored state of flows being updated."""
-        statement = _LOCK_FLOWS if self._sqlite else _LOCK_FLOWS.with_for_update(key_share=True)
-        for chunk in _chunks(sorted(ids)):
-            for r in conn.execute(statement, {"ids": chunk}):
-                states[r.id] = _State(
-                    r.revision, r.status == "active", r.changed_at,
-                    set(json.loads(r.entered)), set(json.loads(r.advanced)),
-                )
-        missing = [i for i in ids if states[i] is None]
+    def _read_states(self, conn: Connection, ids: list[str], states: dict[str, _State]) -> None:
+        """The stored state of flows this store has not seen at their current revision."""
+        for chunk in _chunks(ids):
+            for r in conn.execute(_FLOW_STATES, {"ids": chunk}):
+                states[r.id] = _state_of(r)
+        missing = [i for i in ids if i not in states]
         if missing:
             raise FlowNotFoundError(
                 f"flow {missing[0]!r} is not in the store {self.url} (was it started on another "
                 "database?)"
             )
+
+    def _raise_conflict(self, conn: Connection, params: list[dict[str, Any]]) -> None:
+        """An UPDATE found another revision: raise `ConcurrencyError` naming the flow."""
+        expected = {p["b_id"]: p["b_expected"] for p in params}
+        for chunk in _chunks(list(expected)):
+            for r in conn.execute(_FLOW_STATES, {"ids": chunk}):
+                if r.revision != expected[r.id]:
+                    raise self._conflict(r.id, r.revision, expected[r.id])
+        raise ConcurrencyError("a flow was changed by someone else; refresh it and try again")
+
+    def _conflict(self, flow_id: str, stored: int, expected: int) -> ConcurrencyError:
+        self._known.pop(flow_id, None)
+        return ConcurrencyError(
+            f"flow {flow_id!r} was changed by someone else: it is at revision {stored}, this "
+            f"change was made on revision {expected}; call flow.refresh() and try again"
+        )
+
+    def _remember(self, states: Mapping[str, _State]) -> None:
+        """Keep the state of flows as written or read: the next write of a flow at that
+        revision needs no read. A revision names one committed state, so an entry is right for
+        as long as the flow stays at its revision; the UPDATE's revision check catches the rest."""
+        known = self._known
+        if len(known) + len(states) > _KNOWN:
+            known.clear()
+        known.update(states)
 
     @staticmethod
     def _check_duplicate_inserts(inserted: list[InsertFlow]) -> None:
@@ -702,12 +739,17 @@ class SQLStore(Store):
     # -- reading ---------------------------------------------------------------------------------
 
     def record_flows(self, record_id: str) -> list[FlowRow]:
+        states: dict[str, _State] = {}
         with self._errors("cannot read flows"), self._transaction() as conn:
-            return _flow_rows(conn.execute(_RECORD_FLOWS, {"record_id": record_id}))
+            found = _flow_rows(conn.execute(_RECORD_FLOWS, {"record_id": record_id}), states)
+        self._remember(states)
+        return found
 
     def get_flow(self, flow_id: str) -> FlowRow | None:
+        states: dict[str, _State] = {}
         with self._errors("cannot read a flow"), self._transaction() as conn:
-            found = _flow_rows(conn.execute(_GET_FLOW, {"flow_id": flow_id}))
+            found = _flow_rows(conn.execute(_GET_FLOW, {"flow_id": flow_id}), states)
+        self._remember(states)
         return found[0] if found else None
 
     def history(self, flow_id: str) -> list[StageChange]:
@@ -756,8 +798,10 @@ class SQLStore(Store):
                 .join(flow_records, flow_records.c.flow_id == flows.c.id)
                 .order_by(flows.c.id, flow_records.c.position)
             )
+            states: dict[str, _State] = {}
             with self._errors("cannot read flows"), self._transaction() as conn:
-                rows = _flow_rows(conn.execute(statement))
+                rows = _flow_rows(conn.execute(statement), states)
+            self._remember(states)
             yield from rows
             if len(rows) < _PAGE:
                 return
@@ -838,7 +882,8 @@ class SQLStore(Store):
 
     def time_in_stage(self, process: str) -> dict[str, StageTime]:
         h = history.c
-        conditions = [h.process == process, h.seconds.is_not(None)]
+        # from_stage IS NOT NULL skips the start entries in the index range.
+        conditions = [h.process == process, h.from_stage.is_not(None), h.seconds.is_not(None)]
         totals = (
             sa.select(h.from_stage, sa.func.count(), sa.func.sum(h.seconds))
             .where(*conditions).group_by(h.from_stage)
