@@ -153,3 +153,21 @@ def test_a_failing_batch_writes_nothing(open_engine):
         engine.start(PROCESS, {"id": "opp-0"})
 
     assert [f.record_id for f in engine.iter_flows(PROCESS)] == ["opp-0"]
+
+
+def test_a_store_that_forgot_a_flow_reads_it_back_before_updating(open_db_engine):
+    first, second = open_db_engine(), open_db_engine()
+    mine = first.start(PROCESS, {"id": "opp-1", "budget": 1})
+    mine.next()
+    theirs = second.flow("opp-1", PROCESS).bind({"id": "opp-1", "budget": 1})
+    theirs.previous()
+    first.store._known.clear()  # as after a restart, or when its memory of flows overflowed
+    second.store._known.clear()
+
+    with pytest.raises(bpf.ConcurrencyError, match="at revision 3"):
+        mine.next()
+    theirs.next()
+
+    assert first.store.reached_counts(PROCESS) == {"qualify": 1, "develop": 1}
+    assert first.store.advanced_counts(PROCESS) == {"qualify": 1}
+    assert first.store.time_in_stage(PROCESS)["qualify"].stays == 2

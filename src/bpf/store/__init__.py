@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bpf._errors import StoreError
-from bpf.store.base import FlowRow, Store
+from bpf.store.base import FlowRow, StageTime, Store
 from bpf.store.memory import MemoryStore
 
 
@@ -33,4 +33,13 @@ def open_store(target: Any = None) -> Store:
     )
 
 
-__all__ = ["FlowRow", "MemoryStore", "Store", "open_store"]
+def __getattr__(name: str) -> Any:
+    # SQLStore imports SQLAlchemy: only when asked for, so in-memory use stays light.
+    if name == "SQLStore":
+        from bpf.store.sql import SQLStore
+
+        return SQLStore
+    raise AttributeError(f"module 'bpf.store' has no attribute {name!r}")
+
+
+__all__ = ["FlowRow", "MemoryStore", "SQLStore", "StageTime", "Store", "open_store"]
