@@ -6,6 +6,7 @@ Each script owns one section of docs/performance.md, between ``<!-- bench:NAME -
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import platform
 import re
@@ -23,10 +24,8 @@ def versions() -> str:
     names = ["bpf", "transitions", "python-statemachine", "SQLAlchemy", "psycopg", "hypothesis"]
     found = []
     for name in names:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
     return ", ".join(found)
 
 

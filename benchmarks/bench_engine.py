@@ -18,6 +18,7 @@ history entry, a registered ``stage_changed`` hook and the store write (memory s
 from __future__ import annotations
 
 import argparse
+import itertools
 import tracemalloc
 import warnings
 
@@ -111,7 +112,7 @@ def _transitions_spec() -> list[dict]:
     return [
         {"trigger": "next", "source": a, "dest": b,
          "conditions": [lambda event, a=a: gate(event.model.values, a)]}
-        for a, b in zip(STAGES, STAGES[1:], strict=False)
+        for a, b in itertools.pairwise(STAGES)
     ]
 
 
@@ -321,13 +322,15 @@ def main() -> None:
         ],
         ["starting / creating", "median", "bytes per flow (tracemalloc)"],
     )
+    move_met = move <= 10e-6 and move <= 1.3 * shared_move
     verdict = (
         f"Target: a full move ≤ 10 µs and ≤ 1.3× the bare shared trigger: **{us(move)}, "
-        f"{move / shared_move:.2f}×** → {'met' if move <= 10e-6 and move <= 1.3 * shared_move else 'MISSED'}. "
+        f"{move / shared_move:.2f}×** → {'met' if move_met else 'MISSED'}. "
         f"Start ≤ 10 µs and ≤ 1 KB: **{us(start)}, {start_bytes:,.0f} B** → "
         f"{'met' if start <= 10e-6 and start_bytes <= 1024 else 'MISSED'}."
     )
-    body = f"{n:,} records, 3 forward moves each, median of 5 runs.\n\n{moves}\n\n{creation}\n\n{verdict}\n"
+    body = (f"{n:,} records, 3 forward moves each, median of 5 runs.\n\n{moves}\n\n"
+            f"{creation}\n\n{verdict}\n")
     print(body)
     if not args.no_write:
         write_section("engine", "Moves and starts in memory", body,
