@@ -419,8 +419,12 @@ class SQLStore(Store):
         self._upsert_active, self._upsert_last = _upserts(self.dialect)
         #: The state of flows as last written or read here, by id (see `_remember`).
         self._known: dict[str, _State] = {}
-        with self._errors("cannot open the store"):
-            self._open()
+        try:
+            with self._errors("cannot open the store"):
+                self._open()
+        except BaseException:
+            self.close()
+            raise
 
     # -- opening ---------------------------------------------------------------------------------
 
