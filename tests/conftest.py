@@ -74,20 +74,7 @@ def postgres_url(postgres_server: Any) -> Iterator[str]:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-#: Fixtures of other suites that ask for ``make_engine`` at run time
-#: (``request.getfixturevalue``) instead of as an argument: their tests get the backends too.
-DYNAMIC_ENGINE_FIXTURES = ("new_engine",)
-
-
 BACKENDS = ("memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    names = metafunc.fixturenames
-    if "store_url" in names or any(f in names for f in DYNAMIC_ENGINE_FIXTURES):
-        if "store_url" not in names:
-            names.append("store_url")
-        metafunc.parametrize("store_url", BACKENDS, indirect=True)
 
 
 def _url(request: pytest.FixtureRequest, kind: str, tmp_path: Any) -> str:
@@ -98,12 +85,12 @@ def _url(request: pytest.FixtureRequest, kind: str, tmp_path: Any) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture  # parametrized over BACKENDS by pytest_generate_tests
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return _url(request, request.param, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS[1:])
 def persistent_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return _url(request, request.param, tmp_path)
 
