@@ -21,7 +21,7 @@ from bpf._errors import TransitionError, UnknownStageError
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.flow import Actor, Flow, StageChange
 from bpf.runtime.records import set_field
-from bpf.store.base import Op, SetLastChange, UpdateFlow, row_of
+from bpf.store.base import Op, SetLastChange, UpdateFlow
 
 if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess
@@ -164,7 +164,7 @@ def _migrate_flow(
         rollback()
         raise
     ops: list[Op] = [
-        UpdateFlow(flow, None if engine._store.live else row_of(flow), saved[3], (entry,))
+        UpdateFlow(flow, saved[3], (entry,))
     ]
     if phase_changed:
         ops.append(SetLastChange(rid, entry))

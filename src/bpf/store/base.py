@@ -2,7 +2,9 @@
 
 The engine changes flows in memory, then hands the store the writes of one move (or of one
 batch) as a list of ops to apply in ONE transaction; if that raises, the engine undoes the
-in-memory change, so a refused write changes nothing anywhere.
+in-memory change, so a refused write changes nothing anywhere. Ops name live flows: a store
+reads a flow's state (`row_of`) when it writes, which is the state after the last op of that
+write, so a batch that moves one flow many times writes its row once.
 """
 
 from __future__ import annotations
@@ -74,7 +76,6 @@ class InsertFlow(NamedTuple):
     """A new flow, with its first history entries."""
 
     flow: Flow
-    row: FlowRow | None
     entries: tuple[StageChange, ...]
 
 
@@ -82,7 +83,6 @@ class UpdateFlow(NamedTuple):
     """A changed flow: applies only if the stored revision is still ``expected_revision``."""
 
     flow: Flow
-    row: FlowRow | None
     expected_revision: int
     entries: tuple[StageChange, ...]
     #: records the flow spans from now on, (entity, record id)

@@ -635,47 +635,32 @@ class SQLStore(Store):
         if unknown:
             self._read_states(conn, unknown, states)
 
-        flow_inserts: dict[str, dict[str, Any]] = {}
-        flow_updates: dict[str, dict[str, Any]] = {}
+        inserted: dict[str, Any] = {}  # flow id -> flow, for flows new in this write
+        updated: dict[str, tuple[Any, int]] = {}  # flow id -> (flow, revision it was read at)
         spans: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
         active: dict[str, dict[str, Any]] = {}
         last: dict[str, dict[str, Any]] = {}
         for op in ops:
-            if isinstance(op, InsertFlow):
-                row = op.row or row_of(op.flow)
-                state = states[row.id]
-                entries.extend(_history_row(e, state) for e in op.entries)
-                state.revision = row.revision
-                flow_inserts[row.id] = _flow_values(row, state)
-                spans.extend(
-                    {"flow_id": row.id, "entity": e, "record_id": rid, "position": i}
-                    for i, (e, rid) in enumerate(row.records)
-                )
-            elif isinstance(op, UpdateFlow):
-                row = op.row or row_of(op.flow)
-                state = states[row.id]
+            kind = type(op)
+            if kind is UpdateFlow:
+                flow = op.flow
+                state = states[flow.id]
                 if state.revision != op.expected_revision:
-                    raise self._conflict(row.id, state.revision, op.expected_revision)
+                    raise self._conflict(flow.id, state.revision, op.expected_revision)
                 entries.extend(_history_row(e, state) for e in op.entries)
-                state.revision = row.revision
-                values = _flow_values(row, state)
-                if row.id in flow_inserts:
-                    flow_inserts[row.id] = values
-                else:
+                state.revision = op.expected_revision + 1
+                if flow.id not in inserted and flow.id not in updated:
                     # Several changes of one flow in a batch: one UPDATE from the first revision.
-                    expected = flow_updates.get(row.id, {}).get("b_expected", op.expected_revision)
-                    values["b_id"] = row.id
-                    values["b_expected"] = expected
-                    flow_updates[row.id] = values
-                positions = {rid: i for i, (_, rid) in enumerate(row.records)}
-                spans.extend(
-                    {"flow_id": row.id, "entity": e, "record_id": rid, "position": positions[rid]}
-                    for e, rid in op.new_records
-                )
-            elif isinstance(op, SetActiveFlow):
-                active[op.record_id] = {"record_id": op.record_id, "active_flow_id": op.flow_id}
-            elif isinstance(op, SetLastChange):
+                    updated[flow.id] = (flow, op.expected_revision)
+                if op.new_records:
+                    positions = {rid: i for i, (_, rid, _) in enumerate(flow._records)}
+                    spans.extend(
+                        {"flow_id": flow.id, "entity": e, "record_id": rid,
+                         "position": positions[rid]}
+                        for e, rid in op.new_records
+                    )
+            elif kind is SetLastChange:
                 c = op.change
                 last[op.record_id] = {
                     "record_id": op.record_id, "last_flow_id": c.flow_id,
@@ -683,9 +668,31 @@ class SQLStore(Store):
                     "last_from_stage": c.from_stage, "last_to_stage": c.to_stage,
                     "last_phase": c.phase, "last_at": c.at, "last_actor": c.actor,
                 }
+            elif kind is InsertFlow:
+                flow = op.flow
+                state = states[flow.id]
+                entries.extend(_history_row(e, state) for e in op.entries)
+                state.revision = 1
+                inserted[flow.id] = flow
+                spans.extend(
+                    {"flow_id": flow.id, "entity": e, "record_id": rid, "position": i}
+                    for i, (e, rid, _) in enumerate(flow._records)
+                )
+            elif kind is SetActiveFlow:
+                active[op.record_id] = {"record_id": op.record_id, "active_flow_id": op.flow_id}
+        # Each flow's row once, as it stands after the last op of this write.
+        flow_inserts = [_flow_values(row_of(flow), states[i]) for i, flow in inserted.items()]
+        flow_updates: dict[str, dict[str, Any]] = {}
+        for i, (flow, expected) in updated.items():
+            values = _flow_values(row_of(flow), states[i])
+            if values["revision"] != states[i].revision:  # the engine and the ops disagree
+                raise self._conflict(i, values["revision"], states[i].revision)
+            values["b_id"] = i
+            values["b_expected"] = expected
+            flow_updates[i] = values
         run = self._dml(conn)
         if flow_inserts:
-            run("insert_flow", list(flow_inserts.values()))
+            run("insert_flow", flow_inserts)
         if flow_updates:
             # In id order, so concurrent writers lock rows in one order (no deadlock).
             params = [flow_updates[k] for k in sorted(flow_updates)]
