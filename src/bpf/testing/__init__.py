@@ -9,19 +9,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bpf.testing._check import ProcessCheckFailed, check_process
-    from bpf.testing._machine import FlowMachine
-    from bpf.testing._strategies import operations, records
+    from bpf.testing._check import CheckReport, check_process
+    from bpf.testing._machine import PROPERTIES, FlowMachine, ProcessCheckFailed
+    from bpf.testing._strategies import Operation, actors, operations, records
 
 _LAZY = {
     "records": "bpf.testing._strategies",
+    "actors": "bpf.testing._strategies",
     "operations": "bpf.testing._strategies",
+    "Operation": "bpf.testing._strategies",
     "FlowMachine": "bpf.testing._machine",
+    "ProcessCheckFailed": "bpf.testing._machine",
+    "PROPERTIES": "bpf.testing._machine",
     "check_process": "bpf.testing._check",
-    "ProcessCheckFailed": "bpf.testing._check",
+    "CheckReport": "bpf.testing._check",
 }
 
-__all__ = ["FlowMachine", "ProcessCheckFailed", "check_process", "operations", "records"]
+__all__ = [
+    "PROPERTIES",
+    "CheckReport",
+    "FlowMachine",
+    "Operation",
+    "ProcessCheckFailed",
+    "actors",
+    "check_process",
+    "operations",
+    "records",
+]
 
 
 def __getattr__(name: str) -> Any:

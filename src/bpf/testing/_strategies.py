@@ -1,0 +1,318 @@
+"""Hypothesis strategies drawn from a process definition: records, actors, operations.
+
+Every value a strategy draws is one a user could type: the right type for each step (empty
+values included, since gates are about them) and the constants the branch conditions compare
+with, so that every branch gets taken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from hypothesis import strategies as st
+
+from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
+from bpf.definition.model import ProcessDefinition, Step
+from bpf.runtime.flow import Actor, Flow
+
+#: Names of the actors the strategies draw; the first ones hold a role each.
+_NAMES = ("maria", "jonas", "aiko", "tomas", "ines", "omar", "lena", "raj")
+
+_TEXT = st.text(
+    alphabet=st.characters(codec="ascii", categories=("L", "N", "Zs")), min_size=1, max_size=12
+)
+
+
+# -- field values ---------------------------------------------------------------------------------
+
+
+def _leaves(condition: Condition) -> Iterable[Compare]:
+    if isinstance(condition, Compare):
+        yield condition
+    elif isinstance(condition, (All, AnyOf)):
+        for c in condition.conditions:
+            yield from _leaves(c)
+    elif isinstance(condition, Not):
+        yield from _leaves(condition.condition)
+
+
+def _near(value: Any) -> list[Any]:
+    """The constant of an ordering and its neighbours, so both sides of it get drawn."""
+    if isinstance(value, bool):
+        return [value]
+    if isinstance(value, (int, float, Decimal)):
+        return [value, value - 1, value + 1]
+    if isinstance(value, dt.date):
+        day = dt.timedelta(days=1)
+        return [value, value - day, value + day]
+    return [value]
+
+
+def condition_constants(
+    definition: ProcessDefinition, entity: str | None = None
+) -> dict[str, list[Any]]:
+    """For every field a branch condition reads (on stages of ``entity``, default all), the
+    constants it is compared with."""
+    found: dict[str, list[Any]] = {}
+    for stage in definition.stages:
+        if entity is not None and stage.entity != entity:
+            continue
+        for branch in stage.next:
+            if branch.when is None:
+                continue
+            for leaf in _leaves(branch.when):
+                values = found.setdefault(leaf.field, [])
+                if leaf.op in ("in", "not_in"):
+                    candidates = list(leaf.value)
+                elif leaf.op in ("gt", "gte", "lt", "lte"):
+                    candidates = _near(leaf.value)
+                elif leaf.op == "is_set":
+                    candidates = []
+                else:
+                    candidates = [leaf.value]
+                values.extend(v for v in candidates if v not in values)
+    return found
+
+
+def _lookup(field: str) -> st.SearchStrategy[str]:
+    prefix = field.removesuffix("id") or field
+    return st.integers(1, 99).map(lambda n: f"{prefix}-{n}")
+
+
+@functools.cache
+def filled_values(step: Step) -> st.SearchStrategy[Any]:
+    """Values that satisfy ``step`` when it is required."""
+    if step.type == "boolean":
+        return st.just(True)
+    if step.type in ("number", "money"):
+        # Every order of magnitude equally often (plain integers cluster near 0), shrinking to 0.
+        magnitudes = st.builds(lambda m, e: m * 10**e, st.integers(0, 9), st.integers(0, 7))
+        if step.type == "money":
+            cents = st.decimals(0, 10**7, places=2, allow_nan=False, allow_infinity=False)
+            return st.one_of(magnitudes, cents)
+        return st.one_of(magnitudes, st.integers(-1000, 1000),
+                         st.floats(-1e6, 1e9, allow_nan=False, width=32))
+    if step.type == "date":
+        return st.dates(dt.date(2000, 1, 1), dt.date(2040, 12, 31))
+    if step.type == "choice" and step.choices:
+        return st.sampled_from(step.choices)
+    if step.type == "lookup":
+        return _lookup(step.field)
+    return _TEXT.filter(lambda s: s.strip() != "")
+
+
+def empty_values(step: Step) -> st.SearchStrategy[Any]:
+    """Values a required ``step`` counts as not filled in."""
+    if step.type == "boolean":
+        return st.sampled_from([None, False])
+    if step.type in ("number", "money", "date"):
+        return st.none()
+    if step.type == "lookup":
+        return st.sampled_from([None, "", []])
+    return st.sampled_from([None, "", "  "])
+
+
+def step_values(step: Step, constants: Iterable[Any] = ()) -> st.SearchStrategy[Any]:
+    """Any value of the step's type: empty ones first (they shrink there), filled ones more
+    often, and the given branch constants."""
+    filled = filled_values(step)
+    if step.type == "boolean":
+        # Any non-True value leaves a mark-complete step open; True is as likely as not.
+        return st.one_of(st.sampled_from([None, False]), st.just(True), st.just(True))
+    options = [empty_values(step), filled, filled, filled]
+    constants = [c for c in constants if c is not None]
+    if constants:
+        options.append(st.sampled_from(constants))
+    return st.one_of(options)
+
+
+def entity_fields(
+    definitions: Iterable[ProcessDefinition], entity: str
+) -> dict[str, st.SearchStrategy[Any]]:
+    """The value strategy of every field of ``entity`` the definitions read: their steps and
+    the fields of branch conditions on stages of that entity. Pipeline fields are left out."""
+    definitions = tuple(definitions)
+    pipeline = {d.pipeline_field for d in definitions}
+    steps: dict[str, Step] = {}
+    constants: dict[str, list[Any]] = {}
+    for definition in definitions:
+        for stage in definition.stages:
+            if stage.entity == entity:
+                for step in stage.steps:
+                    steps.setdefault(step.field, step)
+        for field, values in condition_constants(definition, entity).items():
+            known = constants.setdefault(field, [])
+            known.extend(v for v in values if v not in known)
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for field, step in steps.items():
+        if field not in pipeline:
+            fields[field] = step_values(step, constants.get(field, ()))
+    for field, values in constants.items():
+        if field not in fields and field not in pipeline:
+            fields[field] = st.sampled_from([None, *(v for v in values if v is not None)])
+    return dict(sorted(fields.items()))
+
+
+def records(
+    definition: ProcessDefinition, entity: str | None = None
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Records of ``entity`` (default: the process's own) as dicts with an ``"id"``.
+
+    Every step of the stages on that entity gets a value of its type (text, number, money,
+    date, boolean, choice, lookup), empty values included; fields that branch conditions read
+    also get the constants they are compared with.
+    """
+    if not isinstance(definition, ProcessDefinition):
+        raise TypeError(f"records() takes a ProcessDefinition, got {type(definition).__name__}")
+    entity = entity or definition.entity
+    if entity not in definition.entities:
+        raise ValueError(
+            f"process {definition.process!r} has no stage on entity {entity!r} "
+            f"(entities: {', '.join(definition.entities)})"
+        )
+    fields = entity_fields([definition], entity)
+    ids = st.integers(1, 10**6).map(lambda n: f"{entity}-{n}")
+    return st.fixed_dictionaries({"id": ids, **fields})
+
+
+# -- actors ---------------------------------------------------------------------------------------
+
+
+def actor_pool(definitions: Iterable[ProcessDefinition]) -> list[Actor | None]:
+    """One actor per role the processes declare, then one with no role, then no actor at all."""
+    roles = list(dict.fromkeys(r for d in definitions for r in d.roles))
+    pool: list[Actor | None] = [
+        Actor(_NAMES[i % len(_NAMES)] + ("" if i < len(_NAMES) else str(i)), roles={role})
+        for i, role in enumerate(roles)
+    ]
+    if not pool:
+        pool.append(Actor("maria"))
+    pool.append(Actor("guest"))
+    pool.append(None)
+    return pool
+
+
+def actors(definition: ProcessDefinition) -> st.SearchStrategy[Actor | None]:
+    """Actors that do and do not hold the process roles (and no actor at all)."""
+    return st.sampled_from(actor_pool([definition]))
+
+
+def show_actor(actor: Actor | None) -> str:
+    if actor is None:
+        return "no actor"
+    roles = ", ".join(sorted(actor.roles)) or "no roles"
+    return f"{actor.name} ({roles})"
+
+
+# -- operations -----------------------------------------------------------------------------------
+
+KINDS = ("next", "previous", "set_active", "finish", "abandon", "reactivate", "set")
+
+
+@attrs.frozen
+class Operation:
+    """One thing a user does to a flow or to its record, as `operations` draws it.
+
+    ``kind`` is next, previous, set_active, finish, abandon, reactivate, or set (a field edit
+    on the flow's ``entity`` record). `apply` performs it; refused moves raise `bpf.BpfError`.
+    """
+
+    kind: str = attrs.field(validator=attrs.validators.in_(KINDS))
+    actor: Actor | None = None
+    stage: str | None = None
+    outcome: str | None = None
+    entity: str | None = None
+    field: str | None = None
+    value: Any = None
+
+    def apply(self, flow: Flow) -> None:
+        """Do it to ``flow``. A field edit on an entity the flow has no record of yet does
+        nothing; a move into such an entity needs ``engine.record_factory``."""
+        if self.kind == "set":
+            record = flow.records.get(self.entity or flow.process.entity)
+            if record is None:
+                return
+            if isinstance(record, Mapping):
+                record[self.field] = self.value  # type: ignore[index]
+            else:
+                setattr(record, self.field or "", self.value)
+        elif self.kind == "next":
+            flow.next(actor=self.actor)
+        elif self.kind == "previous":
+            flow.previous(actor=self.actor)
+        elif self.kind == "set_active":
+            flow.set_active(self.stage or "", actor=self.actor)
+        elif self.kind == "finish":
+            flow.finish(self.outcome, actor=self.actor)
+        elif self.kind == "abandon":
+            flow.abandon(actor=self.actor)
+        else:
+            flow.reactivate(actor=self.actor)
+
+    def __str__(self) -> str:
+        if self.kind == "set":
+            return f"set {self.field} = {show_value(self.value)}"
+        who = f" as {show_actor(self.actor)}"
+        if self.kind == "set_active":
+            return f"set_active {self.stage}{who}"
+        if self.kind == "finish" and self.outcome is not None:
+            return f"finish {self.outcome}{who}"
+        return f"{self.kind}{who}"
+
+
+def operations(
+    definition: ProcessDefinition, *, max_size: int = 30
+) -> st.SearchStrategy[list[Operation]]:
+    """Sequences of next / previous / set_active / finish / abandon / reactivate / field edits,
+    by actors that do and do not hold the process roles."""
+    if not isinstance(definition, ProcessDefinition):
+        raise TypeError(
+            f"operations() takes a ProcessDefinition, got {type(definition).__name__}"
+        )
+    who = actors(definition)
+    stage_ids = st.sampled_from([s.id for s in definition.stages] + ["no-such-stage"])
+    outcomes = st.sampled_from([None, *definition.outcomes, "no-such-outcome"])
+    edits = [
+        st.builds(
+            Operation, kind=st.just("set"), entity=st.just(entity), field=st.just(field),
+            value=values,
+        )
+        for entity in definition.entities
+        for field, values in entity_fields([definition], entity).items()
+    ]
+    moves = [
+        st.builds(Operation, kind=st.just("next"), actor=who),
+        st.builds(Operation, kind=st.just("previous"), actor=who),
+        st.builds(Operation, kind=st.just("set_active"), actor=who, stage=stage_ids),
+        st.builds(Operation, kind=st.just("finish"), actor=who, outcome=outcomes),
+        st.builds(Operation, kind=st.just("abandon"), actor=who),
+        st.builds(Operation, kind=st.just("reactivate"), actor=who),
+    ]
+    # Moves and edits about equally often: a flow goes nowhere without its fields filled.
+    step = st.one_of(st.one_of(*moves), st.one_of(*edits)) if edits else st.one_of(*moves)
+    return st.lists(step, max_size=max_size)
+
+
+# -- showing values -------------------------------------------------------------------------------
+
+
+def show_value(value: Any) -> str:
+    """A field value as a person reads it in a counterexample."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return repr(value)
+
+
+def show_record(record: Mapping[str, Any]) -> str:
+    """A record's set fields: ``{budgetamount: 0, parentaccountid: 'account-1'}``."""
+    shown = ", ".join(
+        f"{k}: {show_value(v)}" for k, v in record.items() if k != "id" and v is not None
+    )
+    return "{" + shown + "}"
