@@ -18,6 +18,7 @@ its password hidden.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import re
@@ -192,10 +193,6 @@ _UPDATE_FLOW = flows.update().where(
     flows.c.id == sa.bindparam("b_id"), flows.c.revision == sa.bindparam("b_expected")
 )
 _FIXED_COLUMNS = ("id", "process", "record_id", "started_at")
-_FLOW_STATES = sa.select(
-    flows.c.id, flows.c.revision, flows.c.status, flows.c.changed_at, flows.c.entered,
-    flows.c.advanced,
-).where(flows.c.id.in_(sa.bindparam("ids", expanding=True)))
 _FLOW_ROW_COLUMNS = (
     flows.c.id, flows.c.process, flows.c.version, flows.c.stage, flows.c.stage_started_at,
     flows.c.traversed, flows.c.status, flows.c.started_at, flows.c.completed_at,
@@ -284,6 +281,27 @@ def _cause(exc: BaseException) -> str:
     if isinstance(exc, sa_exc.SQLAlchemyError):
         text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
     return f"{type(exc).__name__}: {text}"
+
+
+def _retry_dropped(read: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a read once more when its pooled connection had been dropped by the server.
+
+    SQLAlchemy marks the error (``connection_invalidated``) and discards the pool's stale
+    connections, so the second try gets a fresh one. Writes do the same in `SQLStore.write`.
+    This replaces a ping on every checkout, which cost a round trip per move.
+    """
+
+    @functools.wraps(read)
+    def retrying(self: SQLStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(self, *args, **kwargs)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated:
+                return read(self, *args, **kwargs)
+            raise
+
+    return retrying
 
 
 class _State:
@@ -525,7 +543,9 @@ class SQLStore(Store):
         connect_args: dict[str, Any] = {}
         if "connect_timeout" not in url.query:
             connect_args["connect_timeout"] = 10
-        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        # No pre-ping: writes retry once on a dropped connection (see `write`); reads are
+        # single statements that fail with a StoreError the caller may retry.
+        return sa.create_engine(url, connect_args=connect_args)
 
     def _open(self) -> None:
         """Create the tables on first use; check (and migrate) the stored schema version."""
@@ -555,6 +575,7 @@ class SQLStore(Store):
                     .values(value=str(SCHEMA_VERSION))
                 )
 
+    @_retry_dropped
     def schema_version(self) -> int:
         """The schema version stored in the database."""
         with self._errors("cannot read the schema version"), self._transaction() as conn:
@@ -606,18 +627,64 @@ class SQLStore(Store):
             return
         inserted = [op for op in ops if isinstance(op, InsertFlow)]
         self._check_duplicate_inserts(inserted)
-        try:
-            with self._errors("cannot write"), self._transaction(write=True) as conn:
-                states = self._apply(conn, ops)
-        except StoreError as exc:
-            integrity = (sa_exc.IntegrityError, self._engine.dialect.loaded_dbapi.IntegrityError)
-            if inserted and isinstance(exc.__cause__, integrity):
-                self._raise_if_exists(inserted)
-            raise
+        for attempt in (1, 2):
+            try:
+                with self._errors("cannot write"), self._write_cursor() as cursor:
+                    states = self._apply(cursor, ops)
+                break
+            except StoreError as exc:
+                # A pooled connection the server dropped (restart, idle timeout) fails before
+                # the commit, so nothing was written: try once more on a fresh connection.
+                # This replaces a ping on every checkout, which cost a round trip per move.
+                if attempt == 1 and self._dropped(exc.__cause__):
+                    continue
+                integrity = (sa_exc.IntegrityError,
+                             self._engine.dialect.loaded_dbapi.IntegrityError)
+                if inserted and isinstance(exc.__cause__, integrity):
+                    self._raise_if_exists(inserted)
+                raise
         self._remember(states)
 
-    def _apply(self, conn: Connection, ops: Sequence[Op]) -> dict[str, _State]:
-        """Write ``ops`` on ``conn``; returns the state each written flow is left in."""
+    def _dropped(self, exc: BaseException | None) -> bool:
+        return isinstance(exc, self._driver_error) and bool(getattr(exc, "_bpf_dropped", False))
+
+    @contextlib.contextmanager
+    def _write_cursor(self) -> Iterator[Any]:
+        """A driver cursor in a write transaction on a pooled connection.
+
+        Writes skip SQLAlchemy's Connection and per-execution machinery: the statements are
+        compiled once from the same Core tables (`_compile_statements`) and run on the driver's
+        cursor with execute/executemany. That makes a persisted move several times cheaper
+        (docs/performance.md); reads and the schema stay on SQLAlchemy.
+        """
+        if self._statements is None:
+            self._statements = self._compile_statements()
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                if self._sqlite:
+                    # BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
+                    # timeout), so two writers never deadlock upgrading a read lock.
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+            except self._driver_error as exc:
+                if self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
+                    # Dropped before the commit: the server rolled back, a retry is safe.
+                    exc._bpf_dropped = True  # type: ignore[attr-defined]
+                    connection.invalidate()
+                else:
+                    connection.rollback()
+                raise
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.close()
+
+    def _apply(self, cursor: Any, ops: Sequence[Op]) -> dict[str, _State]:
+        """Write ``ops`` with ``cursor``; returns the state each written flow is left in."""
         states: dict[str, _State] = {}
         unknown = []
         for op in ops:
@@ -633,7 +700,7 @@ class SQLStore(Store):
             else:
                 unknown.append(flow_id)
         if unknown:
-            self._read_states(conn, unknown, states)
+            self._read_states(cursor, unknown, states)
 
         inserted: dict[str, Any] = {}  # flow id -> flow, for flows new in this write
         updated: dict[str, tuple[Any, int]] = {}  # flow id -> (flow, revision it was read at)
@@ -690,7 +757,7 @@ class SQLStore(Store):
             values["b_id"] = i
             values["b_expected"] = expected
             flow_updates[i] = values
-        run = self._dml(conn)
+        run = self._dml(cursor)
         if flow_inserts:
             run("insert_flow", flow_inserts)
         if flow_updates:
@@ -700,7 +767,7 @@ class SQLStore(Store):
                 for c in _FIXED_COLUMNS:
                     del v[c]
             if run("update_flow", params) != len(params):
-                self._raise_conflict(conn, params)
+                self._raise_conflict(cursor, params)
         if spans:
             run("insert_flow_record", spans)
         if entries:
@@ -713,18 +780,10 @@ class SQLStore(Store):
 
     # -- the write path on the driver's cursor ---------------------------------------------------
 
-    def _dml(self, conn: Connection) -> Callable[[str, list[dict[str, Any]]], int]:
-        """A function running one of the write statements on ``conn``'s transaction.
-
-        Writes skip SQLAlchemy's per-execution machinery: the statements are compiled once
-        (from the same Core tables) and run on the driver's cursor with executemany, which
-        makes a persisted move several times cheaper (docs/performance.md). Reads and the
-        schema keep going through SQLAlchemy.
-        """
-        if self._statements is None:
-            self._statements = self._compile_statements()
+    def _dml(self, cursor: Any) -> Callable[[str, list[dict[str, Any]]], int]:
+        """A function running one of the compiled write statements on ``cursor``."""
         statements = self._statements
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        assert statements is not None
         convert = self._sqlite
 
         def run(name: str, params: list[dict[str, Any]]) -> int:
@@ -768,27 +827,46 @@ class SQLStore(Store):
             ),
             "upsert_active": sql(self._upsert_active, ["record_id", "active_flow_id"]),
             "upsert_last": sql(self._upsert_last, ["record_id", *_LAST_COLUMNS]),
+            "flow_state": sql(
+                sa.select(flows.c.revision, flows.c.status, flows.c.changed_at,
+                          flows.c.entered, flows.c.advanced)
+                .where(flows.c.id == sa.bindparam("id")), (),
+            ),
         }
 
-    def _read_states(self, conn: Connection, ids: list[str], states: dict[str, _State]) -> None:
+    def _read_states(self, cursor: Any, ids: list[str], states: dict[str, _State]) -> None:
         """The stored state of flows this store has not seen at their current revision."""
-        for chunk in _chunks(ids):
-            for r in conn.execute(_FLOW_STATES, {"ids": chunk}):
-                states[r.id] = _state_of(r)
-        missing = [i for i in ids if i not in states]
-        if missing:
-            raise FlowNotFoundError(
-                f"flow {missing[0]!r} is not in the store {self.url} (was it started on another "
-                "database?)"
-            )
+        for flow_id in ids:
+            found = self._state_in_store(cursor, flow_id)
+            if found is None:
+                raise FlowNotFoundError(
+                    f"flow {flow_id!r} is not in the store {self.url} (was it started on "
+                    "another database?)"
+                )
+            states[flow_id] = found
 
-    def _raise_conflict(self, conn: Connection, params: list[dict[str, Any]]) -> None:
+    def _state_in_store(self, cursor: Any, flow_id: str) -> _State | None:
+        assert self._statements is not None
+        cursor.execute(self._statements["flow_state"], {"id": flow_id})
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        revision, status, changed_at, entered, advanced = row
+        if isinstance(changed_at, str):  # SQLite keeps naive UTC text
+            changed_at = datetime.fromisoformat(changed_at).replace(tzinfo=UTC)
+        elif changed_at is not None:
+            changed_at = changed_at.astimezone(UTC)
+        return _State(revision, status == "active", changed_at, set(json.loads(entered)),
+                      set(json.loads(advanced)))
+
+    def _raise_conflict(self, cursor: Any, params: list[dict[str, Any]]) -> None:
         """An UPDATE found another revision: raise `ConcurrencyError` naming the flow."""
-        expected = {p["b_id"]: p["b_expected"] for p in params}
-        for chunk in _chunks(list(expected)):
-            for r in conn.execute(_FLOW_STATES, {"ids": chunk}):
-                if r.revision != expected[r.id]:
-                    raise self._conflict(r.id, r.revision, expected[r.id])
+        for p in params:
+            found = self._state_in_store(cursor, p["b_id"])
+            if found is None:
+                raise FlowNotFoundError(f"flow {p['b_id']!r} is no longer in the store {self.url}")
+            if found.revision != p["b_expected"]:
+                raise self._conflict(p["b_id"], found.revision, p["b_expected"])
         raise ConcurrencyError("a flow was changed by someone else; refresh it and try again")
 
     def _conflict(self, flow_id: str, stored: int, expected: int) -> ConcurrencyError:
@@ -834,6 +912,7 @@ class SQLStore(Store):
 
     # -- reading ---------------------------------------------------------------------------------
 
+    @_retry_dropped
     def record_flows(self, record_id: str) -> list[FlowRow]:
         states: dict[str, _State] = {}
         with self._errors("cannot read flows"), self._transaction() as conn:
@@ -841,6 +920,7 @@ class SQLStore(Store):
         self._remember(states)
         return found
 
+    @_retry_dropped
     def get_flow(self, flow_id: str) -> FlowRow | None:
         states: dict[str, _State] = {}
         with self._errors("cannot read a flow"), self._transaction() as conn:
@@ -848,14 +928,17 @@ class SQLStore(Store):
         self._remember(states)
         return found[0] if found else None
 
+    @_retry_dropped
     def history(self, flow_id: str) -> list[StageChange]:
         with self._errors("cannot read history"), self._transaction() as conn:
             return [StageChange(*r) for r in conn.execute(_HISTORY, {"flow_id": flow_id})]
 
+    @_retry_dropped
     def active_flow_id(self, record_id: str) -> str | None:
         with self._errors("cannot read a record"), self._transaction() as conn:
             return conn.scalar(_ACTIVE_FLOW, {"record_id": record_id})
 
+    @_retry_dropped
     def last_change(self, record_id: str) -> StageChange | None:
         with self._errors("cannot read a record"), self._transaction() as conn:
             r = conn.execute(_LAST_CHANGE, {"record_id": record_id}).first()
@@ -905,6 +988,7 @@ class SQLStore(Store):
 
     # -- reports ---------------------------------------------------------------------------------
 
+    @_retry_dropped
     def stage_counts(
         self, process: str, *, status: str | None = "active"
     ) -> dict[tuple[int, str], int]:
@@ -919,6 +1003,7 @@ class SQLStore(Store):
         with self._errors("cannot count flows"), self._transaction() as conn:
             return {(v, s): n for s, v, n in conn.execute(statement)}
 
+    @_retry_dropped
     def status_counts(self, process: str) -> dict[str, int]:
         f = flows.c
         statement = (
@@ -927,6 +1012,7 @@ class SQLStore(Store):
         with self._errors("cannot count flows"), self._transaction() as conn:
             return {k: n for k, n in conn.execute(statement)}
 
+    @_retry_dropped
     def reached_counts(self, process: str) -> dict[str, int]:
         h = history.c
         statement = (
@@ -936,6 +1022,7 @@ class SQLStore(Store):
         with self._errors("cannot count flows"), self._transaction() as conn:
             return {k: n for k, n in conn.execute(statement)}
 
+    @_retry_dropped
     def advanced_counts(self, process: str) -> dict[str, int]:
         h = history.c
         statement = (
@@ -950,6 +1037,7 @@ class SQLStore(Store):
         version, stage = key
         return [f.stage == stage, f.version == version, f.stage_started_at < cutoff]
 
+    @_retry_dropped
     def stale_counts(
         self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
     ) -> dict[tuple[int, str], int]:
@@ -976,6 +1064,7 @@ class SQLStore(Store):
                 [f.process == process, f.status == "active", *self._stale_condition(key, cutoff)]
             )
 
+    @_retry_dropped
     def time_in_stage(self, process: str) -> dict[str, StageTime]:
         h = history.c
         # from_stage IS NOT NULL skips the start entries in the index range.

@@ -1,0 +1,57 @@
+"""A PostgreSQL connection the server drops (restart, idle timeout) costs no move."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+import bpf
+
+pytestmark = pytest.mark.postgres
+
+PROCESS = """
+process: reconnect
+name: Reconnect
+entity: opportunity
+pipeline_field: stepname
+stages:
+  - {id: qualify, name: Qualify, category: Qualify}
+  - {id: develop, name: Develop, category: Develop}
+  - {id: close, name: Close, category: Close}
+"""
+
+
+APP = "bpf-reconnect-test"
+
+
+def drop_connections(server: sa.Engine) -> int:
+    """Terminate the test engines' sessions, as a server restart would."""
+    with server.begin() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :app"
+            ),
+            {"app": APP},
+        ).scalar_one()
+
+
+def test_a_move_after_the_server_dropped_the_connection_succeeds(postgres_server, postgres_url):
+    url = sa.make_url(postgres_url).update_query_dict({"application_name": APP})
+    postgres_url = url.render_as_string(hide_password=False)
+    engine = bpf.Engine(postgres_url)
+    engine.register(bpf.loads_process(PROCESS))
+    deal = {"id": "opp-1"}
+    flow = engine.start("reconnect", deal)
+    assert drop_connections(postgres_server) >= 1
+    flow.next()
+    assert flow.stage.id == "develop"
+    assert drop_connections(postgres_server) >= 1
+    assert [f.stage.id for f in engine.flows("opp-1")] == ["develop"]  # a read retries too
+    assert drop_connections(postgres_server) >= 1
+    again = bpf.Engine(postgres_url)
+    again.register(bpf.loads_process(PROCESS))
+    assert again.flow("opp-1", "reconnect").stage.id == "develop"
+    assert [h.kind for h in again.flow("opp-1", "reconnect").history] == ["start", "next"]
+    engine.close()
+    again.close()
