@@ -13,7 +13,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import Engine
-from bpf.testing._machine import FlowMachine, ProcessCheckFailed, default_settings
+from bpf.testing._machine import FlowMachine, ProcessCheckFailed, default_settings, minimize
 
 Process = str | os.PathLike[str] | ProcessDefinition
 
@@ -102,9 +102,11 @@ def check_process(
             test = get_state_machine_test(machine, settings=settings)
             hypothesis.seed(seed)(test)()
     except ProcessCheckFailed as failure:
-        # Re-raised without Hypothesis's notes and frames: the steps say it all.
+        shortest = minimize(machine, failure)
+        # Raised afresh, without Hypothesis's notes and frames: the steps say it all.
         raise ProcessCheckFailed(
-            failure.process, failure.steps, failure.violation, failure.property, failure.source
+            shortest.process, shortest.steps, shortest.violation, shortest.property,
+            shortest.source,
         ) from None
     seconds = time.perf_counter() - began
     stats = machine.stats  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ import os
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -56,6 +56,7 @@ from bpf.testing._strategies import (
     show_actor,
     show_record,
     show_value,
+    simplest_filled,
 )
 
 #: The properties the machine checks, by the short name a failure reports.
@@ -104,6 +105,8 @@ class ProcessCheckFailed(AssertionError):
         #: The short name of the broken property, a key of `PROPERTIES`.
         self.property = property
         self.source = source
+        #: the operations of the failing run, replayable by `minimize`
+        self.ops: list[tuple[str, dict[str, Any]]] = []
         super().__init__(self.message)
 
     @property
@@ -123,12 +126,18 @@ class ProcessCheckFailed(AssertionError):
         )
 
 
+class _Unreplayable(Exception):
+    """A replayed operation refers to something an earlier deleted operation made."""
+
+
 @attrs.define(eq=False)
 class _Model:
     """What one flow should be, from its definition and the operations that succeeded."""
 
     definition: ProcessDefinition
     label: str
+    #: the id of the record the flow started on
+    primary: str
     flow: Flow
     #: the record of every entity the flow spans, by entity
     records: dict[str, dict[str, Any]]
@@ -227,11 +236,16 @@ class _FlowMachineBase(RuleBasedStateMachine):
     _constants: ClassVar[dict[str, list[Any]]] = {}
     _start_entities: ClassVar[tuple[str, ...]] = ()
     _pipeline_fields: ClassVar[frozenset[str]] = frozenset()
+    _step_of: ClassVar[dict[str, Step]] = {}
+    _actor_order: ClassVar[list[Actor | None]] = []
 
     def __init__(self) -> None:
         super().__init__()
         self.stats.examples += 1
         self.steps: list[str] = []
+        #: every operation applied, (kind, keyword arguments), for replays
+        self.ops: list[tuple[str, dict[str, Any]]] = []
+        self.replaying = False
         self.records: list[dict[str, Any]] = []
         self.entity_of: dict[str, str] = {}
         self.models: list[_Model] = []
@@ -266,8 +280,9 @@ class _FlowMachineBase(RuleBasedStateMachine):
         return engine
 
     def teardown(self) -> None:
-        # Steer generation towards examples that reach more of the process.
-        target(float(len(self.entered)), label="distinct stages entered")
+        if not self.replaying:
+            # Steer generation towards examples that reach more of the process.
+            target(float(len(self.entered)), label="distinct stages entered")
         with contextlib.suppress(Exception):
             self.engine.close()
         if self._db is not None:
@@ -283,25 +298,13 @@ class _FlowMachineBase(RuleBasedStateMachine):
             violation = None
         else:
             violation = text
-        raise ProcessCheckFailed(main.process, steps, violation, prop, main.source)
+        failure = ProcessCheckFailed(main.process, steps, violation, prop, main.source)
+        failure.ops = list(self.ops)
+        raise failure
 
     def _step(self, line: str) -> None:
         self.stats.steps += 1
         self.steps.append(line)
-
-    def _new_record(self, data: st.DataObject, entity: str) -> dict[str, Any]:
-        # A few fields at most: the rest arrive by edits, which read (and shrink) better.
-        strategies = self._fields.get(entity, {})
-        fields = {}
-        if strategies:
-            for field in data.draw(self._some_fields[entity]):
-                fields[field] = data.draw(strategies[field])
-        self.counter[entity] += 1
-        rid = f"{entity}-{self.counter[entity]}"
-        record: dict[str, Any] = {"id": rid, **fields}
-        self.records.append(record)
-        self.entity_of[rid] = entity
-        return record
 
     def _record_changed(self, model: _Model, stage: Stage, record: Mapping[str, Any],
                         kind: str) -> None:
@@ -429,6 +432,57 @@ class _FlowMachineBase(RuleBasedStateMachine):
     def _actor(self, data: st.DataObject) -> Actor | None:
         return data.draw(self._actors)
 
+    # -- operations ------------------------------------------------------------------------------
+    #
+    # A rule draws its arguments, then applies one or more operations: plain data (kind and
+    # keyword arguments, records named by id, flows by process and record id) that a fresh
+    # machine can replay without Hypothesis. `check_process` replays subsets of a failing run's
+    # operations to cut it down further than Hypothesis's shrinker can alone.
+
+    def _apply(self, kind: str, **kwargs: Any) -> None:
+        self.ops.append((kind, kwargs))
+        getattr(self, f"_do_{kind}")(**kwargs)
+
+    def _record(self, rid: str) -> dict[str, Any]:
+        for record in self.records:
+            if record["id"] == rid:
+                return record
+        raise _Unreplayable(f"no record {rid}")
+
+    def _flow(self, process: str, rid: str) -> _Model:
+        for model in self.models:
+            if model.definition.process == process and model.primary == rid:
+                return model
+        raise _Unreplayable(f"no {process} flow on {rid}")
+
+    def _new_id(self, entity: str) -> str:
+        self.counter[entity] += 1
+        return f"{entity}-{self.counter[entity]}"
+
+    def _draw_fields(self, data: st.DataObject, entity: str) -> dict[str, Any]:
+        # A few fields at most: the rest arrive by edits, which read (and shrink) better.
+        strategies = self._fields.get(entity, {})
+        if not strategies:
+            return {}
+        return {f: data.draw(strategies[f]) for f in data.draw(self._some_fields[entity])}
+
+    def _do_record(self, rid: str, entity: str, fields: Mapping[str, Any]) -> None:
+        if rid in self.entity_of:
+            raise _Unreplayable(f"record {rid} exists")
+        record: dict[str, Any] = {"id": rid, **fields}
+        self.records.append(record)
+        self.entity_of[rid] = entity
+        self._step(f"{rid} = {show_record(record)}")
+
+    def _do_edit(self, rid: str, field: str, value: Any) -> None:
+        self._record(rid)[field] = value
+        self._step(f"set {rid}.{field} = {show_value(value)}")
+
+    def _do_fill(self, rid: str, values: Mapping[str, Any]) -> None:
+        self._record(rid).update(values)
+        shown = ", ".join(f"{f} = {show_value(v)}" for f, v in values.items())
+        self._step(f"fill {rid}: {shown}")
+
     # -- rules: records --------------------------------------------------------------------------
     #
     # No rule has a precondition (a rule with nothing to do does nothing): the set of rules a
@@ -438,17 +492,18 @@ class _FlowMachineBase(RuleBasedStateMachine):
     def first_flow(self, data: st.DataObject) -> None:
         """Every example begins with a record and a flow of the process on it."""
         definition = self.definitions[0]
-        record = self._new_record(data, definition.first_stage.entity)
-        self._step(f"{record['id']} = {show_record(record)}")
-        self._start(data, definition, record)
+        entity = definition.first_stage.entity
+        rid = self._new_id(entity)
+        self._apply("record", rid=rid, entity=entity, fields=self._draw_fields(data, entity))
+        self._apply("start", process=definition.process, rid=rid, actor=self._actor(data))
 
     @rule(data=st.data())
     def add_record(self, data: st.DataObject) -> None:
         if len(self.records) >= self.max_records:
             return
         entity = self._choose(data, self._start_entities)
-        record = self._new_record(data, entity)
-        self._step(f"{record['id']} = {show_record(record)}")
+        rid = self._new_id(entity)
+        self._apply("record", rid=rid, entity=entity, fields=self._draw_fields(data, entity))
 
     @rule(data=st.data())
     def edit(self, data: st.DataObject) -> None:
@@ -458,31 +513,14 @@ class _FlowMachineBase(RuleBasedStateMachine):
         record = self._choose(data, editable)
         entity = self.entity_of[record["id"]]
         field = self._choose(data, self._edit_order[entity])
-        value = data.draw(self._fields[entity][field])
-        record[field] = value
-        self._step(f"set {record['id']}.{field} = {show_value(value)}")
+        self._apply("edit", rid=record["id"], field=field,
+                    value=data.draw(self._fields[entity][field]))
 
-    def _steer(self, data: st.DataObject, model: _Model) -> None:
-        """Set a field the branches of the flow's active stage read to a constant they compare
-        it with: random edits rarely land on the side of a threshold that matters, just when
-        it matters."""
-        stage = model.definition.stage(model.stage)
-        fields = sorted({
-            f for b in model.definition.branches(stage.id) if b.when is not None
-            for f in b.when.fields if self._constants.get(f)
-        })
-        if not fields:
-            return
-        field = self._choose(data, fields)
-        record = model.records[stage.entity]
-        record[field] = value = self._choose(data, self._constants[field])
-        self._step(f"set {record['id']}.{field} = {show_value(value)}")
-
-    def _fill(self, data: st.DataObject, model: _Model) -> None:
-        """Fill in every missing required step of the flow's active stage."""
+    def _draw_fill(self, data: st.DataObject, model: _Model) -> dict[str, Any]:
+        """Values for every missing required step of the flow's active stage."""
         stage = model.definition.stage(model.stage)
         record = model.records[stage.entity]
-        done = []
+        values: dict[str, Any] = {}
         for step in stage.required_steps:
             if step.field in self._pipeline_fields or step.is_satisfied(record.get(step.field)):
                 continue
@@ -490,12 +528,24 @@ class _FlowMachineBase(RuleBasedStateMachine):
             # with, so that each branch is taken.
             constants = [c for c in self._constants.get(step.field, ()) if step.is_satisfied(c)]
             if constants and data.draw(st.booleans()):
-                record[step.field] = self._choose(data, constants)
+                values[step.field] = self._choose(data, constants)
             else:
-                record[step.field] = data.draw(filled_values(step))
-            done.append(f"{step.field} = {show_value(record[step.field])}")
-        if done:
-            self._step(f"fill {record['id']}: {', '.join(done)}")
+                values[step.field] = data.draw(filled_values(step))
+        return values
+
+    def _draw_steer(self, data: st.DataObject, model: _Model) -> tuple[str, Any] | None:
+        """A field the branches of the flow's active stage read, and a constant they compare it
+        with: random edits rarely land on the side of a threshold that matters, just when it
+        matters."""
+        stage = model.definition.stage(model.stage)
+        fields = sorted({
+            f for b in model.definition.branches(stage.id) if b.when is not None
+            for f in b.when.fields if self._constants.get(f)
+        })
+        if not fields:
+            return None
+        field = self._choose(data, fields)
+        return field, self._choose(data, self._constants[field])
 
     # -- rules: flows ----------------------------------------------------------------------------
 
@@ -509,45 +559,47 @@ class _FlowMachineBase(RuleBasedStateMachine):
         free = [r for r in self.records if self.entity_of[r["id"]] == entity
                 and r["id"] not in running]
         if free:
-            self._start(data, definition, self._choose(data, free))
+            rid = self._choose(data, free)["id"]
         elif len(self.records) < self.max_records:
-            record = self._new_record(data, entity)
-            self._step(f"{record['id']} = {show_record(record)}")
-            self._start(data, definition, record)
+            rid = self._new_id(entity)
+            self._apply("record", rid=rid, entity=entity, fields=self._draw_fields(data, entity))
+        else:
+            return
+        self._apply("start", process=definition.process, rid=rid, actor=self._actor(data))
 
     @rule(data=st.data())
     def start_again(self, data: st.DataObject) -> None:
         """Start a process on a record that already has a flow of it."""
         if self.models:
             model = self._choose(data, self.models)
-            definition = model.definition
-            self._start(data, definition, model.records[definition.first_stage.entity])
+            self._apply("start", process=model.definition.process, rid=model.primary,
+                        actor=self._actor(data))
 
-    def _start(self, data: st.DataObject, definition: ProcessDefinition,
-               record: dict[str, Any]) -> None:
+    def _do_start(self, process: str, rid: str, actor: Actor | None) -> None:
+        definition = next(d for d in self.definitions if d.process == process)
+        record = self._record(rid)
+        if self.entity_of[rid] != definition.first_stage.entity:
+            raise _Unreplayable(f"{rid} is not a {definition.first_stage.entity}")
         first = definition.first_stage
-        actor = self._actor(data)
-        rid = record["id"]
-        self._step(f"start {definition.process} on {rid} as {show_actor(actor)}")
+        self._step(f"start {process} on {rid} as {show_actor(actor)}")
         refusals = []
         if not _allowed(definition, actor):
             refusals.append(("role", _why_not_allowed(definition, actor), "roles"))
         for m in self.models:
-            if m.definition.process == definition.process and any(
+            if m.definition.process == process and any(
                 r["id"] == rid for r in m.records.values()
             ):
-                refusals.append(("exists", f"{rid} already has a {definition.process} flow",
-                                 "one-flow"))
+                refusals.append(("exists", f"{rid} already has a {process} flow", "one-flow"))
         flow = self._attempt(
             "start",
-            lambda: self.engine.start(definition.process, record, actor=actor),
+            lambda: self.engine.start(process, record, actor=actor),
             refusals,
             lambda f: f"started at {f.stage.id}",
         )
         if flow is _REFUSED:
             return
-        model = _Model(definition, f"{definition.process} on {rid}", flow,
-                       {first.entity: record}, first.id, [first.id])
+        model = _Model(definition, f"{process} on {rid}", rid, flow, {first.entity: record},
+                       first.id, [first.id])
         self.models.append(model)
         self._expect_stage(model, first.id, "allowed", " (the first stage)")
         model.history.append(("start", None, first.id, first.phase, rid, _name(actor)))
@@ -580,11 +632,45 @@ class _FlowMachineBase(RuleBasedStateMachine):
         if not models:
             return
         model = self._choose(data, models)
+        stage = model.definition.stage(model.stage)
+        rid = model.records[stage.entity]["id"]
         # Half the time fill the gate and steer the branch first, so that flows get somewhere.
         if model.status == "active" and data.draw(st.booleans()):
-            self._fill(data, model)
-            self._steer(data, model)
+            values = self._draw_fill(data, model)
+            if values:
+                self._apply("fill", rid=rid, values=values)
+            steer = self._draw_steer(data, model)
+            if steer is not None:
+                self._apply("edit", rid=rid, field=steer[0], value=steer[1])
         actor = self._actor(data)
+        extra: dict[str, Any] = {}
+        target = self._branch_taken(model)
+        entity = model.definition.stage(target.stage).entity if target else None
+        if entity is not None and entity not in model.records:
+            existing = [r["id"] for r in self.records if self.entity_of[r["id"]] == entity]
+            choice = self._choose(data, ["new", "none", *existing])
+            if choice == "new":
+                extra["new_rid"] = self._new_id(entity)
+                extra["new_fields"] = self._draw_fields(data, entity)
+            elif choice != "none":
+                extra["existing"] = choice
+        self._apply("next", process=model.definition.process, rid=model.primary, actor=actor,
+                    **extra)
+
+    def _branch_taken(self, model: _Model, seen: Mapping[str, Any] | None = None) -> Any:
+        """The first branch of the active stage whose condition holds on the record."""
+        stage = model.definition.stage(model.stage)
+        get = (seen if seen is not None else model.records[stage.entity]).get
+        for branch in model.definition.branches(stage.id):
+            if branch.when is None or branch.when.evaluate(get):
+                return branch
+        return None
+
+    def _do_next(
+        self, process: str, rid: str, actor: Actor | None, new_rid: str | None = None,
+        new_fields: Mapping[str, Any] | None = None, existing: str | None = None,
+    ) -> None:
+        model = self._flow(process, rid)
         definition = model.definition
         stage = definition.stage(model.stage)
         record = model.records[stage.entity]
@@ -596,12 +682,8 @@ class _FlowMachineBase(RuleBasedStateMachine):
             why = " and ".join(_why_missing(s, seen) for s in missing)
             refusals.append(("gate", why, "gate"))
         branches = definition.branches(stage.id)
-        target: str | None = None
-        taken = None
-        for branch in branches:
-            if branch.when is None or branch.when.evaluate(seen.get):
-                target, taken = branch.stage, branch
-                break
+        taken = self._branch_taken(model, seen)
+        target = taken.stage if taken is not None else None
         if not branches:
             refusals.append(("end", f"{stage.id} is a last stage", "path"))
         elif target is None:
@@ -610,20 +692,20 @@ class _FlowMachineBase(RuleBasedStateMachine):
         soft: list[str] = []
         target_entity = definition.stage(target).entity if target else None
         if target is not None and target_entity not in model.records:
-            existing = [r["id"] for r in self.records if self.entity_of[r["id"]] == target_entity]
-            choice = self._choose(data, ["new", "none", *existing])
-            if choice == "new":
-                given = self._new_record(data, target_entity)
-                line += f" with new {given['id']} {show_record(given)}"
-            elif choice == "none":
+            if new_rid is not None and new_rid not in self.entity_of:
+                given = {"id": new_rid, **(new_fields or {})}
+                self.records.append(given)
+                self.entity_of[new_rid] = target_entity
+                line += f" with new {new_rid} {show_record(given)}"
+            elif existing is not None and self.entity_of.get(existing) == target_entity:
+                given = self._record(existing)
+                line += f" with {existing}"
+            else:
                 refusals.append(
                     ("entity", f"{target} is on {target_entity} and no {target_entity} record "
                      "was given", "entity")
                 )
                 soft.append("entity")  # an engine.record_factory may supply one
-            else:
-                given = next(r for r in self.records if r["id"] == choice)
-                line += f" with {choice}"
         self._step(line)
         result = self._attempt(
             "next",
@@ -634,9 +716,9 @@ class _FlowMachineBase(RuleBasedStateMachine):
             soft=soft,
         )
         if result is _REFUSED:
-            if given is not None:  # the new record was never used
+            if given is not None and new_rid is not None:  # the new record was never used
                 self.records.remove(given)
-                del self.entity_of[given["id"]]
+                del self.entity_of[new_rid]
             return
         assert target is not None and target_entity is not None and taken is not None
         if taken.when is not None:
@@ -668,10 +750,13 @@ class _FlowMachineBase(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def previous(self, data: st.DataObject) -> None:
-        if not self.models:
-            return
-        model = self._choose(data, self.models)
-        actor = self._actor(data)
+        if self.models:
+            model = self._choose(data, self.models)
+            self._apply("previous", process=model.definition.process, rid=model.primary,
+                        actor=self._actor(data))
+
+    def _do_previous(self, process: str, rid: str, actor: Actor | None) -> None:
+        model = self._flow(process, rid)
         self._step(f"{model.label}: previous as {show_actor(actor)}")
         refusals = self._common_refusals(model, actor)
         if len(model.traversed) < 2:
@@ -682,35 +767,37 @@ class _FlowMachineBase(RuleBasedStateMachine):
             lambda: model.flow.previous(actor=actor), refusals,
             lambda s: f"back to {model.flow.stage.id}",
         )
-        if result is _REFUSED:
-            return
-        self._moved_back(model, model.traversed[-2], "previous", actor)
+        if result is not _REFUSED:
+            self._moved_back(model, model.traversed[-2], "previous", actor)
 
     @rule(data=st.data())
     def set_active(self, data: st.DataObject) -> None:
-        if not self.models:
-            return
-        model = self._choose(data, self.models)
-        actor = self._actor(data)
+        if self.models:
+            model = self._choose(data, self.models)
+            actor = self._actor(data)
+            stage_ids = [s.id for s in model.definition.stages]
+            self._apply("set_active", process=model.definition.process, rid=model.primary,
+                        stage=self._choose(data, [*stage_ids, "no-such-stage"]), actor=actor)
+
+    def _do_set_active(self, process: str, rid: str, stage: str, actor: Actor | None) -> None:
+        model = self._flow(process, rid)
         stage_ids = [s.id for s in model.definition.stages]
-        stage_id = self._choose(data, [*stage_ids, "no-such-stage"])
-        self._step(f"{model.label}: set_active {stage_id} as {show_actor(actor)}")
+        self._step(f"{model.label}: set_active {stage} as {show_actor(actor)}")
         refusals = self._common_refusals(model, actor)
-        if stage_id not in stage_ids:
-            refusals.append(("unknown", f"the process has no stage {stage_id}", "path"))
-        elif stage_id == model.stage:
-            refusals.append(("active", f"{stage_id} is already active", "path"))
-        elif stage_id not in model.traversed:
-            refusals.append(("unreachable", f"{stage_id} is not on the traversed path "
+        if stage not in stage_ids:
+            refusals.append(("unknown", f"the process has no stage {stage}", "path"))
+        elif stage == model.stage:
+            refusals.append(("active", f"{stage} is already active", "path"))
+        elif stage not in model.traversed:
+            refusals.append(("unreachable", f"{stage} is not on the traversed path "
                              f"{' > '.join(model.traversed)}", "path"))
         result = self._attempt(
             "set_active",
-            lambda: model.flow.set_active(stage_id, actor=actor), refusals,
+            lambda: model.flow.set_active(stage, actor=actor), refusals,
             lambda s: f"{model.flow.stage.id} active",
         )
-        if result is _REFUSED:
-            return
-        self._moved_back(model, stage_id, "set_active", actor)
+        if result is not _REFUSED:
+            self._moved_back(model, stage, "set_active", actor)
 
     def _moved_back(self, model: _Model, target: str, kind: str, actor: Actor | None) -> None:
         self._expect_stage(model, target, "path", " (back along the traversed path)")
@@ -724,12 +811,17 @@ class _FlowMachineBase(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def finish(self, data: st.DataObject) -> None:
-        if not self.models:
-            return
-        model = self._choose(data, self.models)
-        actor = self._actor(data)
+        if self.models:
+            model = self._choose(data, self.models)
+            actor = self._actor(data)
+            outcomes = [None, *model.definition.outcomes, "no-such-outcome"]
+            self._apply("finish", process=model.definition.process, rid=model.primary,
+                        outcome=self._choose(data, outcomes), actor=actor)
+
+    def _do_finish(self, process: str, rid: str, outcome: str | None,
+                   actor: Actor | None) -> None:
+        model = self._flow(process, rid)
         definition = model.definition
-        outcome = self._choose(data, [None, *definition.outcomes, "no-such-outcome"])
         named = f" {outcome}" if outcome else ""
         self._step(f"{model.label}: finish{named} as {show_actor(actor)}")
         refusals = self._common_refusals(model, actor)
@@ -760,10 +852,13 @@ class _FlowMachineBase(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def abandon(self, data: st.DataObject) -> None:
-        if not self.models:
-            return
-        model = self._choose(data, self.models)
-        actor = self._actor(data)
+        if self.models:
+            model = self._choose(data, self.models)
+            self._apply("abandon", process=model.definition.process, rid=model.primary,
+                        actor=self._actor(data))
+
+    def _do_abandon(self, process: str, rid: str, actor: Actor | None) -> None:
+        model = self._flow(process, rid)
         self._step(f"{model.label}: abandon as {show_actor(actor)}")
         refusals = self._common_refusals(model, actor)
         result = self._attempt("abandon", lambda: model.flow.abandon(actor=actor),
@@ -773,10 +868,13 @@ class _FlowMachineBase(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def reactivate(self, data: st.DataObject) -> None:
-        if not self.models:
-            return
-        model = self._choose(data, self.models)
-        actor = self._actor(data)
+        if self.models:
+            model = self._choose(data, self.models)
+            self._apply("reactivate", process=model.definition.process, rid=model.primary,
+                        actor=self._actor(data))
+
+    def _do_reactivate(self, process: str, rid: str, actor: Actor | None) -> None:
+        model = self._flow(process, rid)
         self._step(f"{model.label}: reactivate as {show_actor(actor)}")
         refusals = []
         if not _allowed(model.definition, actor):
@@ -808,6 +906,11 @@ class _FlowMachineBase(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         """A new engine on the same store must see what this one wrote."""
+        self._apply("reopen")
+
+    def _do_reopen(self) -> None:
+        if self.store_kind == "memory":
+            raise _Unreplayable("reopen needs a store")
         self._step("open the store in a new engine")
         new = self._new_engine()
         try:
@@ -1113,6 +1216,11 @@ def FlowMachine(
         "stats": Stats(),
         "_fields": fields,
         "_actors": _actor_strategy(definitions),
+        "_actor_order": actor_pool(definitions),
+        "_step_of": {
+            step.field: step for d in reversed(definitions) for stage in reversed(d.stages)
+            for step in stage.steps
+        },
         "_constants": _all_constants(definitions),
         "_edit_order": {e: _edit_order(definitions, e, f) for e, f in fields.items()},
         "_some_fields": {
@@ -1125,18 +1233,155 @@ def FlowMachine(
     }
     cls = type(f"FlowMachine_{definition.process.replace('-', '_')}", (_FlowMachineBase,),
                namespace)
-    cls.TestCase.settings = settings or default_settings()
+    cls.TestCase.settings = settings or default_settings(shrink=True)
     return cls
 
 
-def default_settings(max_examples: int = 100, steps: int = 30) -> Settings:
-    """The Hypothesis settings the kit runs with: no deadline, no example database."""
+_ID_KEYS = ("rid", "new_rid", "existing")
+
+
+def _replay(machine: type[Any], ops: Sequence[tuple[str, dict[str, Any]]],
+            prop: str) -> ProcessCheckFailed | None:
+    """Run ``ops`` on a fresh machine; the failure if it breaks ``prop`` again."""
+    m = machine()
+    m.replaying = True
+    try:
+        for kind, kwargs in ops:
+            m._apply(kind, **kwargs)
+            m.behaves()
+    except ProcessCheckFailed as failure:
+        return failure if failure.property == prop else None
+    except Exception:  # an operation that no longer makes sense, or the engine choking on it
+        return None
+    finally:
+        m.teardown()
+    return None
+
+
+def _position(value: Any, candidates: Sequence[Any]) -> int:
+    for i, candidate in enumerate(candidates):
+        if type(candidate) is type(value) and candidate == value:
+            return i
+    return len(candidates)
+
+
+def _simpler_values(machine: type[Any], field: str, value: Any) -> list[Any]:
+    """Values to try instead of ``value``, simplest first: empty, the simplest filled value of
+    the step's type, then the constants the branches compare the field with."""
+    step = machine._step_of.get(field)
+    candidates = [None]
+    if step is not None:
+        candidates.append(simplest_filled(step))
+    for constant in machine._constants.get(field, ()):
+        if _position(constant, candidates) == len(candidates):
+            candidates.append(constant)
+    return candidates[:_position(value, candidates)]
+
+
+def _simpler(machine: type[Any], op: tuple[str, dict[str, Any]]) -> Iterator[
+        tuple[str, dict[str, Any]]]:
+    """Simpler variants of ``op``: a field fewer, a simpler value, a plainer actor or outcome."""
+    kind, kwargs = op
+    key = {"record": "fields", "fill": "values", "next": "new_fields"}.get(kind)
+    values = kwargs.get(key) if key else None
+    if values:
+        for field in values:
+            yield kind, {**kwargs, key: {f: v for f, v in values.items() if f != field}}
+        for field, value in values.items():
+            for simpler in _simpler_values(machine, field, value):
+                yield kind, {**kwargs, key: {**values, field: simpler}}
+    if kind == "edit":
+        for simpler in _simpler_values(machine, kwargs["field"], kwargs["value"]):
+            yield kind, {**kwargs, "value": simpler}
+    if "actor" in kwargs:
+        order = machine._actor_order
+        for actor in order[:_position(kwargs["actor"], order)]:
+            yield kind, {**kwargs, "actor": actor}
+    if kind == "finish" and kwargs["outcome"] is not None:
+        yield kind, {**kwargs, "outcome": None}
+
+
+def _renumbered(ops: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The ops with records renamed ``{entity}-1``, ``{entity}-2``... in order of appearance."""
+    names: dict[str, str] = {}
+    counter: Counter[str] = Counter()
+    for _, kwargs in ops:
+        for key in _ID_KEYS:
+            rid = kwargs.get(key)
+            if rid is not None and rid not in names:
+                entity = rid.rsplit("-", 1)[0]
+                counter[entity] += 1
+                names[rid] = f"{entity}-{counter[entity]}"
+    return [
+        (kind, {k: names.get(v, v) if k in _ID_KEYS else v for k, v in kwargs.items()})
+        for kind, kwargs in ops
+    ]
+
+
+def minimize(machine: type[Any], failure: ProcessCheckFailed) -> ProcessCheckFailed:
+    """Cut a failing run down to the operations it needs, with the simplest values, by
+    replaying variants of it on fresh machines (no Hypothesis; a replay takes milliseconds).
+
+    Deletes operations (halves, quarters... then one at a time), then tries each operation
+    with a field fewer, simpler values, a plainer actor; repeats while that helps; finally
+    renames the records in order of appearance.
+    """
+    prop = failure.property
+    ops = list(failure.ops)
+    best = _replay(machine, ops, prop)
+    if best is None:
+        return failure
+
+    def reproduces(candidate: list[tuple[str, dict[str, Any]]]) -> bool:
+        nonlocal ops, best
+        found = _replay(machine, candidate, prop)
+        if found is None:
+            return False
+        ops, best = candidate, found
+        return True
+
+    for _ in range(3):
+        before = list(ops)
+        chunk = max(len(ops) // 2, 1)
+        while True:
+            i, changed = 0, False
+            while i < len(ops):
+                if reproduces(ops[:i] + ops[i + chunk:]):
+                    changed = True
+                else:
+                    i += chunk
+            if chunk == 1 and not changed:
+                break
+            chunk = max(chunk // 2, 1)
+        for i in range(len(ops)):
+            progress = True
+            while progress:
+                progress = any(
+                    reproduces([*ops[:i], simpler, *ops[i + 1:]])
+                    for simpler in _simpler(machine, ops[i])
+                )
+        if ops == before:
+            break
+    reproduces(_renumbered(ops))
+    return best
+
+
+def default_settings(max_examples: int = 100, steps: int = 30, *, shrink: bool = False
+                     ) -> Settings:
+    """The Hypothesis settings the kit runs with: no deadline, no example database, and no
+    shrinking unless ``shrink`` (`check_process` minimizes failures itself)."""
     from hypothesis import HealthCheck, Phase, Verbosity
 
+    # No explain phase ever: it re-runs a failure hundreds of times to annotate Hypothesis's
+    # own printout, which the readable steps replace. No shrink phase under check_process:
+    # `minimize` cuts a failure down by replaying operations in a fraction of a second, where
+    # Hypothesis's shrinker (working on its own choices, not on operations) takes seconds and
+    # leaves steps behind.
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+    if shrink:
+        phases.append(Phase.shrink)
     return Settings(
-        # No explain phase: it re-runs the failure hundreds of times to annotate Hypothesis's
-        # own printout, which the readable steps replace.
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+        phases=phases,
         max_examples=max_examples,
         stateful_step_count=steps,
         deadline=None,

@@ -106,6 +106,21 @@ def filled_values(step: Step) -> st.SearchStrategy[Any]:
     return _TEXT.filter(lambda s: s.strip() != "")
 
 
+def simplest_filled(step: Step) -> Any:
+    """The simplest value that satisfies ``step``, for counterexamples."""
+    if step.type == "boolean":
+        return True
+    if step.type in ("number", "money"):
+        return 0
+    if step.type == "date":
+        return dt.date(2000, 1, 1)
+    if step.type == "choice" and step.choices:
+        return step.choices[0]
+    if step.type == "lookup":
+        return f"{step.field.removesuffix('id') or step.field}-1"
+    return "x"
+
+
 def empty_values(step: Step) -> st.SearchStrategy[Any]:
     """Values a required ``step`` counts as not filled in."""
     if step.type == "boolean":
