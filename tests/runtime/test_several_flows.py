@@ -100,3 +100,20 @@ def test_registering_the_same_definition_twice_is_harmless(engine):
     changed = SALES.replace("name: Deal\n", "name: Deal (changed)\n")
     with pytest.raises(bpf.RegistrationError, match="new version"):
         engine.register(bpf.loads_process(changed))
+
+
+def test_a_hand_built_definition_with_a_broken_graph_is_refused(engine):
+    broken = bpf.ProcessDefinition(
+        "broken", "Broken", "opportunity",
+        [bpf.Stage("a", "A", "opportunity", "a",
+                   next=[bpf.Branch("b", bpf.Compare("x", "gt", 1))]),
+         bpf.Stage("a", "A again", "opportunity", "a")],
+    )
+    with pytest.raises(bpf.RegistrationError) as refused:
+        engine.register(broken)
+    message = str(refused.value)
+    assert "duplicate stage ids a" in message
+    assert "unknown stage 'b'" in message
+    assert "no default branch" in message
+    with pytest.raises(bpf.UnknownProcessError):
+        engine.start("broken", {"id": "x"})

@@ -102,7 +102,13 @@ def compile_process(
             )
         return tuple((n, actions[n]) for n in names)
 
-    machine = build_machine(definition)
+    _check_graph(definition)
+    try:
+        machine = build_machine(definition)
+    except Exception as exc:  # transitions' own errors never reach the caller
+        raise RegistrationError(
+            f"process {definition.process!r} cannot be compiled: {type(exc).__name__}: {exc}"
+        ) from exc
     table = {
         stage.id: CompiledStage(
             stage=stage,
@@ -120,3 +126,26 @@ def compile_process(
         stages=table,
         first=table[definition.first_stage.id],
     )
+
+
+def _check_graph(definition: ProcessDefinition) -> None:
+    """What the engine relies on, for definitions built in code rather than loaded from YAML
+    (the loader's checks say all this and more, located in the file)."""
+    problems = []
+    ids = [s.id for s in definition.stages]
+    if not ids:
+        problems.append("it has no stages")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problems.append(f"duplicate stage ids {', '.join(duplicates)}")
+    for stage in definition.stages:
+        for branch in stage.next:
+            if branch.stage not in ids:
+                problems.append(f"stage {stage.id!r} branches to unknown stage {branch.stage!r}")
+        if stage.next and stage.next[-1].when is not None:
+            problems.append(f"stage {stage.id!r} has no default branch (one without `when`, last)")
+    if problems:
+        raise RegistrationError(
+            f"process {definition.process!r} cannot be registered: " + "; ".join(problems)
+        )
+
