@@ -16,7 +16,8 @@ from bpf.runtime.engine import _pick
 HERE = Path(__file__).parent
 DEAL_PATH = HERE / "processes" / "deal.yaml"
 DEAL = bpf.load_process(DEAL_PATH)
-SHIPPED = sorted((HERE.parents[1] / "processes").rglob("*.yaml"))
+PROCESSES = HERE.parents[1] / "processes"
+SHIPPED = sorted(PROCESSES.rglob("*.yaml"))
 
 
 class GatelessEngine(bpf.Engine):

@@ -93,10 +93,10 @@ def test_operations_draw_every_kind_of_operation(kind: str) -> None:
 
 
 def test_operations_edit_fields_of_the_process_with_values_of_their_type() -> None:
-    ops = find(operations(DEAL), lambda ops: any(
-        op.kind == "set" and op.field == "decisionmaker" and op.value is True for op in ops
-    ))
-    edit = next(op for op in ops if op.kind == "set")
+    def wanted(op: Operation) -> bool:
+        return op.kind == "set" and op.field == "decisionmaker" and op.value is True
+
+    edit = next(filter(wanted, find(operations(DEAL), lambda ops: any(map(wanted, ops)))))
     assert edit.entity == "opportunity"
     assert str(edit) == "set decisionmaker = True"
 

@@ -111,7 +111,9 @@ class ProcessCheckFailed(AssertionError):
 
     @property
     def message(self) -> str:
-        where = f" ({self.source})" if self.source and not self.source.startswith("<") else ""
+        where = ""
+        if self.source and not self.source.startswith("<"):
+            where = f" ({_shown_path(self.source)})"
         lines = [f"process {self.process!r}{where} misbehaved; shrunk counterexample:"]
         lines += [f"  {i}. {step}" for i, step in enumerate(self.steps, 1)]
         if self.violation:
@@ -124,6 +126,15 @@ class ProcessCheckFailed(AssertionError):
             type(self),
             (self.process, self.steps, self.violation, self.property, self.source),
         )
+
+
+def _shown_path(source: str) -> str:
+    """A source path relative to the working directory when it is below it."""
+    try:
+        relative = os.path.relpath(source)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return source
+    return source if relative.startswith("..") else relative
 
 
 class _Unreplayable(Exception):
