@@ -641,11 +641,10 @@ class Engine:
         if self._hooks[event] and not quiet:
             info = FlowEvent(event, flow, kind, from_stage, to_stage, from_status or flow.status,
                              flow.status, actor, outcome, record)
-            call = functools.partial(self._after, event, info)
             if batch is None:
-                call()
+                self._after(event, info)
             else:
-                batch.after.append(call)
+                batch.after.append(functools.partial(self._after, event, info))
 
     def _actions(
         self,

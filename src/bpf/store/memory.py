@@ -39,14 +39,17 @@ class MemoryStore(Store):
         return state
 
     def write(self, ops: Sequence[Op]) -> None:
-        # Check first, then apply: the ops of one call land together or not at all.
-        starting: set[tuple[str, str]] = set()  # a batch may start two flows on one record
+        # Check first, then apply: the ops of one call land together or not at all. Only a
+        # new flow can be refused (one flow per process and record).
+        starting: set[tuple[str, str]] | None = None  # a batch may start two on one record
         for op in ops:
             if type(op) is InsertFlow:
                 flow = op.flow
                 process = flow._compiled.definition.process
-                state = self._records.get(flow.record_id)
                 key = (process, flow.record_id)
+                if starting is None:
+                    starting = set()
+                state = self._records.get(flow.record_id)
                 if key in starting or (
                     state and any(f._compiled.definition.process == process for f in state.flows)
                 ):
@@ -54,13 +57,15 @@ class MemoryStore(Store):
                         f"record {flow.record_id!r} already has a {process!r} flow"
                     )
                 starting.add(key)
+        records = self._records
         for op in ops:
             kind = type(op)
-            if kind is UpdateFlow:
+            if kind is SetLastChange:
+                state = records.get(op.record_id) or self._record(op.record_id)
+                state.last_change = op.change
+            elif kind is UpdateFlow:
                 for _, rid in op.new_records:
                     self._record(rid).flows += (op.flow,)
-            elif kind is SetLastChange:
-                self._record(op.record_id).last_change = op.change
             elif kind is InsertFlow:
                 flow = op.flow
                 self._flows[flow.id] = flow
