@@ -27,6 +27,8 @@ class GatelessEngine(bpf.Engine):
         try:
             return super()._next(flow, actor, record)
         except bpf.StageGateError:
+            if not flow._stage.branches:  # a last stage: nowhere to move anyway
+                raise
             target = _pick(flow._stage.branches, self._getter(flow, flow.stage.entity))
             return self._move(flow, "next", target, actor, record)
 

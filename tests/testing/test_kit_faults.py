@@ -7,6 +7,7 @@ user reads: the property broken and the steps.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -83,7 +84,7 @@ def test_an_ignored_branch_is_reported_with_the_condition_that_holds() -> None:
     found = failure(engine_factory=BranchBlindEngine)
     assert found.property == "branch"
     assert len(found.steps) <= 5
-    assert "set opportunity-1.budgetamount = 100001" in found.steps
+    assert "budgetamount = 100001" in "\n".join(found.steps[:-1])
     assert found.steps[-1].endswith(
         "→ moved to develop; the definition says executive-review (the first branch whose "
         "condition holds: budgetamount > 100000)"
@@ -93,11 +94,13 @@ def test_an_ignored_branch_is_reported_with_the_condition_that_holds() -> None:
 def test_roles_not_enforced_are_reported() -> None:
     found = failure(engine_factory=RoleBlindEngine)
     assert found.property == "roles"
-    assert found.steps == (
-        "opportunity-1 = {}",
-        "start deal on opportunity-1 as guest (no roles) → started at qualify although guest "
-        "holds none of the roles salesperson, sales-manager",
-    )
+    assert len(found.steps) <= 5
+    assert re.fullmatch(
+        r"(start deal on|deal on opportunity-1: \w+) .*as (guest \(no roles\)|no actor) → .* "
+        r"although (guest holds none of the roles|no actor was given and the process needs one "
+        r"of the roles) salesperson, sales-manager",
+        found.steps[-1],
+    ), found.steps[-1]
 
 
 def test_finishing_before_the_last_stage_is_reported() -> None:

@@ -389,7 +389,8 @@ class _FlowMachineBase(RuleBasedStateMachine):
             self.stats.results[f"{kind} refused: {reason}"] += 1
             self.steps[-1] = f"{line} → refused ({reason})"
             if not refusals:
-                self._fail("allowed", f"{line} → refused: {exc}", as_step=True)
+                self._fail("allowed", f"{line} → refused ({type(exc).__name__}: {exc}) although "
+                           "the definition allows it", as_step=True)
             if reason not in {r for r, _, _ in refusals}:
                 expected = "; ".join(why for _, why, _ in refusals)
                 self._fail(
@@ -639,14 +640,19 @@ class _FlowMachineBase(RuleBasedStateMachine):
     def next_active_again(self, data: st.DataObject) -> None:
         self._next(data, [m for m in self.models if m.status == "active"])
 
+    @rule(data=st.data())
+    def next_active_once_more(self, data: st.DataObject) -> None:
+        self._next(data, [m for m in self.models if m.status == "active"])
+
     def _next(self, data: st.DataObject, models: list[_Model]) -> None:
         if not models:
             return
         model = self._choose(data, models)
         stage = model.definition.stage(model.stage)
         rid = model.records[stage.entity]["id"]
-        # Half the time fill the gate and steer the branch first, so that flows get somewhere.
-        if model.status == "active" and data.draw(st.booleans()):
+        # Three times in four fill the gate and steer the branch first, so that flows get
+        # somewhere (and shrink towards not filling).
+        if model.status == "active" and data.draw(st.integers(0, 3)) > 0:
             values = self._draw_fill(data, model)
             if values:
                 self._apply("fill", rid=rid, values=values)
@@ -1122,7 +1128,9 @@ def _actor_strategy(definitions: Sequence[ProcessDefinition]) -> st.SearchStrate
             holders.append(actor)
         else:
             others.append(actor)
-    return st.sampled_from(holders * 3 + others)
+    # Four in five draws a role holder, however many roles and other actors there are.
+    copies = max(1, -(-4 * len(others) // max(len(holders), 1)))
+    return st.sampled_from(holders * copies + others)
 
 
 def _all_constants(definitions: Sequence[ProcessDefinition]) -> dict[str, list[Any]]:
