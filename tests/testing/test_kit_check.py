@@ -66,6 +66,20 @@ def test_the_engine_factory_may_take_the_store_or_nothing() -> None:
         check_process(DEAL, max_examples=5, engine_factory=lambda: object())
 
 
+def test_a_record_factory_may_supply_the_records_of_cross_entity_stages() -> None:
+    made = iter(range(1, 10_000))
+
+    def engine() -> bpf.Engine:
+        engine = bpf.Engine()
+        engine.record_factory("opportunity", lambda flow, lead: {"id": f"made-{next(made)}"})
+        return engine
+
+    report = check_process(PROCESSES / "lead-to-opportunity.yaml", engine_factory=engine,
+                           max_examples=30, derandomize=True)
+    assert report.stages_entered["lead-to-opportunity"]["develop"] > 0
+    assert "next refused: entity" not in report.results
+
+
 def test_stage_actions_the_check_engine_lacks_are_stubbed() -> None:
     gated = bpf.load_process(PROCESSES / "examples" / "opportunity-gated.yaml")
     assert any(stage.on_enter for stage in gated.stages)

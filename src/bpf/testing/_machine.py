@@ -6,8 +6,10 @@ branch whose condition holds on a copy of the record taken before the move, the 
 of a record is the phase of the last stage change the machine saw succeed on it. The engine's
 own helpers (``missing()``, the compiled branches) are never used to decide what is right.
 
-Every rule appends one readable line to ``steps``; a violation raises `ProcessCheckFailed`
-whose message is those lines, so a shrunk counterexample reads as what a user did.
+Rules draw their arguments, then apply operations: plain data (a kind and keyword arguments)
+that each append one readable line to ``steps``. A violation raises `ProcessCheckFailed` whose
+message is those lines, so a counterexample reads as what a user did; `minimize` replays
+variants of a failing run's operations on fresh machines to cut it down to what it needs.
 """
 
 from __future__ import annotations
