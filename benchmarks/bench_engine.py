@@ -167,6 +167,7 @@ def transitions_per_record(n: int) -> tuple[float, float, float]:
 
 
 def statemachine_per_record(n: int) -> tuple[float, float, float]:
+    warnings.simplefilter("ignore", DeprecationWarning)  # its current_state, the same in 2.x
     from statemachine import State, StateMachine
 
     class Deal(StateMachine):
