@@ -99,6 +99,27 @@ def raw_sqlite(path: Path, n: int, synchronous: str = "FULL") -> float:
     return rate
 
 
+def raw_sqlite_batched(path: Path, n: int) -> float:
+    """The bulk floor: UPDATE + INSERT pairs with executemany, 1,000 moves per transaction."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("CREATE TABLE f (id TEXT PRIMARY KEY, stage TEXT, revision INT)")
+    con.execute("CREATE TABLE h (id INTEGER PRIMARY KEY, flow TEXT, stage TEXT, at REAL)")
+    con.executemany("INSERT INTO f VALUES (?, 'a', 1)", [(str(i),) for i in range(n)])
+    t0 = time.perf_counter()
+    for base in range(0, n, 1000):
+        ids = [(str(i),) for i in range(base, min(n, base + 1000))]
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("UPDATE f SET stage='b', revision=revision+1 WHERE id=?", ids)
+        con.executemany("INSERT INTO h (flow, stage, at) VALUES (?, 'b', ?)",
+                        [(i, time.time()) for (i,) in ids])
+        con.execute("COMMIT")
+    rate = n / (time.perf_counter() - t0)
+    con.close()
+    return rate
+
+
 def raw_postgres(url: str, n: int) -> float:
     import psycopg
 
@@ -188,6 +209,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         floor_full = raw_sqlite(tmp / "raw-full.db", n)
+        floor_batched = raw_sqlite_batched(tmp / "raw-batched.db", 20 * n)
         engine = engine_on(f"sqlite:///{tmp / 'full.db'}")
         full = moves_per_second(engine, started(engine, n, "s"))
         bulk = batch_per_second(engine, 20 * n, "b")
@@ -202,7 +224,8 @@ def main() -> None:
         ["SQLite, WAL, synchronous=NORMAL, 1 move per transaction", f"{normal:,.0f}",
          f"{floor_normal:,.0f}", f"{normal / floor_normal:.2f}", "—"],
         ["SQLite bulk path: `engine.batch()` of 1,000 records (start + 3 moves each)",
-         f"{bulk:,.0f}", f"{floor_full:,.0f}", f"{bulk / floor_full:.2f}", "≥ 100,000"],
+         f"{bulk:,.0f}", f"{floor_batched:,.0f} (batched 1,000)", f"{bulk / floor_batched:.2f}",
+         "≥ 100,000"],
     ]
     try:
         schema = pg_schema(args.pg)
@@ -232,7 +255,8 @@ def main() -> None:
                         "ratio to floor", "target"])
     body += (f"\n\n{n:,} flows × 3 forward moves per measurement; the bulk rows count a start and "
              "each move as one operation. The raw floor is one UPDATE + one INSERT per "
-             "transaction with the bare driver (sqlite3 / psycopg), same durability settings.\n")
+             "transaction with the bare driver (sqlite3 / psycopg), same durability settings; "
+             "for the SQLite bulk row, the same pairs with executemany, 1,000 per transaction.\n")
     print(body)
     if not args.no_write:
         write_section("store", "Persisted moves", body,

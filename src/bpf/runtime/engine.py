@@ -334,7 +334,7 @@ class Engine:
             SetActiveFlow(rid, flow.id),
             SetLastChange(rid, entry),
         ]
-        self._transact(flow, ops, _rollback(flow, None, undo), (), first.on_enter, "start", None,
+        self._transact(flow, ops, _Rollback(flow, None, undo), (), first.on_enter, "start", None,
                        stage.id, actor, record)
         if not self._store.live:
             self._loaded[flow.id] = flow
@@ -464,7 +464,7 @@ class Engine:
             UpdateFlow(flow, saved[6], (entry,), new_records),
             SetLastChange(rid, entry),
         ]
-        self._transact(flow, ops, _rollback(flow, saved, undo), source.on_exit, target.on_enter,
+        self._transact(flow, ops, _Rollback(flow, saved, undo), source.on_exit, target.on_enter,
                        kind, source.stage.id, target_id, actor, obj)
         return stage
 
@@ -926,16 +926,23 @@ def _restore(flow: Flow, saved: tuple[Any, ...]) -> None:
         del flow._history[n:]
 
 
-def _rollback(
-    flow: Flow, saved: tuple[Any, ...] | None, undo: Callable[[], None] | None
-) -> Callable[[], None]:
-    def rollback() -> None:
-        if undo is not None:
-            undo()
-        if saved is not None:
-            _restore(flow, saved)
+class _Rollback:
+    """Undoes one operation: the record field it wrote, then the flow's saved fields."""
 
-    return rollback
+    __slots__ = ("flow", "saved", "undo")
+
+    def __init__(
+        self, flow: Flow, saved: tuple[Any, ...] | None, undo: Callable[[], None] | None
+    ) -> None:
+        self.flow = flow
+        self.saved = saved
+        self.undo = undo
+
+    def __call__(self) -> None:
+        if self.undo is not None:
+            self.undo()
+        if self.saved is not None:
+            _restore(self.flow, self.saved)
 
 
 __all__ = ["EVENTS", "Engine", "utcnow"]

@@ -33,19 +33,37 @@ def field_getter(record: Any) -> Callable[[str], Any]:
     return lambda field: getattr(record, field, None)
 
 
+class _Undo:
+    """Puts one field of a record back as it was (a slotted object, not a closure: bulk loads
+    keep one per change until the batch commits, and the garbage collector pays per object)."""
+
+    __slots__ = ("field", "old", "record")
+
+    def __init__(self, record: Any, field: str, old: Any) -> None:
+        self.record = record
+        self.field = field
+        self.old = old
+
+    def __call__(self) -> None:
+        record, field, old = self.record, self.field, self.old
+        if type(record) is dict or isinstance(record, MutableMapping):
+            if old is _MISSING:
+                record.pop(field, None)
+            else:
+                record[field] = old
+        elif old is _MISSING:
+            with contextlib.suppress(AttributeError):
+                delattr(record, field)
+        else:
+            setattr(record, field, old)
+
+
 def set_field(record: Any, field: str, value: Any) -> Callable[[], None]:
     """Set ``field`` on the record and return a function that undoes it."""
     if type(record) is dict or isinstance(record, MutableMapping):
         old = record.get(field, _MISSING)
         record[field] = value
-
-        def undo() -> None:
-            if old is _MISSING:
-                record.pop(field, None)
-            else:
-                record[field] = old
-
-        return undo
+        return _Undo(record, field, old)
     if isinstance(record, Mapping):
         raise RecordError(f"cannot set {field!r}: the record is a read-only mapping")
     old = getattr(record, field, _MISSING)
@@ -56,12 +74,4 @@ def set_field(record: Any, field: str, value: Any) -> Callable[[], None]:
             f"cannot set {field!r} on the {type(record).__name__} record "
             f"{getattr(record, 'id', '?')!r}: {exc}"
         ) from exc
-
-    def undo_attr() -> None:
-        if old is _MISSING:
-            with contextlib.suppress(AttributeError):
-                delattr(record, field)
-        else:
-            setattr(record, field, old)
-
-    return undo_attr
+    return _Undo(record, field, old)
