@@ -242,6 +242,50 @@ def _sqlite_datetime(value: datetime) -> str:
     return text if value.microsecond else text + ".000000"
 
 
+def _last_values(c: StageChange) -> dict[str, Any]:
+    """The bpf_records columns of a record's last stage change."""
+    return {
+        "record_id": c.record_id, "last_flow_id": c.flow_id, "last_process": c.process,
+        "last_version": c.version, "last_kind": c.kind, "last_from_stage": c.from_stage,
+        "last_to_stage": c.to_stage, "last_phase": c.phase, "last_at": c.at,
+        "last_actor": c.actor,
+    }
+
+
+def _single_move_statement() -> Any:
+    """PostgreSQL: update a flow at its expected revision and, only if that matched, insert
+    its history row and upsert the record's last change; selects how many flows matched."""
+
+    def params(table: sa.Table, prefix: str, columns: Sequence[str]) -> sa.Select[Any]:
+        return sa.select(*(
+            sa.cast(sa.bindparam(prefix + c, type_=table.c[c].type), table.c[c].type)
+            for c in columns
+        ))
+
+    updated = (
+        flows.update()
+        .where(flows.c.id == sa.bindparam("b_id"),
+               flows.c.revision == sa.bindparam("b_expected"))
+        .values({c: sa.bindparam(c, type_=flows.c[c].type)
+                 for c in _FLOW_COLUMNS if c not in _FIXED_COLUMNS})
+        .returning(flows.c.id)
+        .cte("moved")
+    )
+    history_columns = [*_HISTORY_COLUMNS, "seconds", "entered_first", "advanced_first"]
+    entry = history.insert().from_select(
+        history_columns, params(history, "h_", history_columns).select_from(updated)
+    ).cte("entry")
+    last_columns = ["record_id", *_LAST_COLUMNS]
+    last = pg_dialect.insert(records).from_select(
+        last_columns, params(records, "r_", last_columns).select_from(updated)
+    )
+    last = last.on_conflict_do_update(
+        index_elements=[records.c.record_id],
+        set_={c: last.excluded[c] for c in _LAST_COLUMNS},
+    ).cte("last")
+    return sa.select(sa.func.count()).select_from(updated).add_cte(entry).add_cte(last)
+
+
 def _upserts(dialect: str) -> tuple[Any, Any]:
     """The two upserts of bpf_records (active flow; last change) for ``dialect``."""
     make = sqlite_dialect.insert if dialect == "sqlite" else pg_dialect.insert
@@ -625,10 +669,15 @@ class SQLStore(Store):
             return
         inserted = [op for op in ops if isinstance(op, InsertFlow)]
         self._check_duplicate_inserts(inserted)
+        single = self._single_move(ops)
         for attempt in (1, 2):
             try:
-                with self._errors("cannot write"), self._write_cursor() as cursor:
-                    states = self._apply(cursor, ops)
+                with self._errors("cannot write"):
+                    if single is not None:
+                        states = self._write_single_move(*single)
+                    else:
+                        with self._write_cursor() as cursor:
+                            states = self._apply(cursor, ops)
                 break
             except StoreError as exc:
                 # A pooled connection the server dropped (restart, idle timeout) fails before
@@ -642,6 +691,66 @@ class SQLStore(Store):
                     self._raise_if_exists(inserted)
                 raise
         self._remember(states)
+
+    def _single_move(self, ops: Sequence[Op]) -> tuple[Any, int, StageChange, _State] | None:
+        """On PostgreSQL, the (flow, expected revision, entry, state) of a write that is one
+        plain stage change of a flow this store knows at that revision, else None."""
+        if self._sqlite or len(ops) != 2:
+            return None
+        update, last = ops
+        if (type(update) is not UpdateFlow or type(last) is not SetLastChange
+                or update.new_records or len(update.entries) != 1
+                or last.change is not update.entries[0]):
+            return None
+        known = self._known.get(update.flow.id)
+        if known is None or known.revision != update.expected_revision:
+            return None
+        return update.flow, update.expected_revision, last.change, known
+
+    def _write_single_move(
+        self, flow: Any, expected: int, entry: StageChange, known: _State
+    ) -> dict[str, _State]:
+        """One stage change as ONE autocommitted statement (data-modifying CTEs: the flow's
+        UPDATE, and the history row and the record's last change inserted only if the UPDATE
+        found the expected revision): one round trip instead of five (BEGIN, three statements,
+        COMMIT), with the same all-or-nothing outcome."""
+        if self._statements is None:
+            self._statements = self._compile_statements()
+        state = known.copy()
+        params = {f"h_{k}": v for k, v in _history_row(entry, state).items()}
+        state.revision = expected + 1
+        values = _flow_values(row_of(flow), state)
+        for column in _FIXED_COLUMNS:
+            del values[column]
+        params.update(values, b_id=flow.id, b_expected=expected)
+        params.update({f"r_{k}": v for k, v in _last_values(entry).items()})
+        connection = self._engine.raw_connection()
+        driver = connection.driver_connection
+        try:
+            cursor = connection.cursor()
+            driver.autocommit = True  # the statement is its own transaction
+            try:
+                cursor.execute(self._statements["single_move"], params)
+                (updated,) = cursor.fetchone()
+                if updated != 1:
+                    found = self._state_in_store(cursor, flow.id)
+                    if found is None:
+                        raise FlowNotFoundError(f"flow {flow.id!r} is not in the store {self.url}")
+                    raise self._conflict(flow.id, found.revision, expected)
+            except self._driver_error as exc:
+                if self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
+                    # A stale pooled connection fails on sending: retried once (see `write`).
+                    # Had the server committed before the connection dropped, the retry finds
+                    # the next revision and raises ConcurrencyError: never a double move.
+                    exc._bpf_dropped = True  # type: ignore[attr-defined]
+                    connection.invalidate()
+                raise
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
+        finally:
+            connection.close()
+        return {flow.id: state}
 
     def _dropped(self, exc: BaseException | None) -> bool:
         return isinstance(exc, self._driver_error) and bool(getattr(exc, "_bpf_dropped", False))
@@ -825,6 +934,7 @@ class SQLStore(Store):
             ),
             "upsert_active": sql(self._upsert_active, ["record_id", "active_flow_id"]),
             "upsert_last": sql(self._upsert_last, ["record_id", *_LAST_COLUMNS]),
+            **({} if self._sqlite else {"single_move": sql(_single_move_statement(), ())}),
             "flow_state": sql(
                 sa.select(flows.c.revision, flows.c.status, flows.c.changed_at,
                           flows.c.entered, flows.c.advanced)
