@@ -112,3 +112,20 @@ def test_warnings_are_located_but_leave_the_file_valid(bpf_main, write):
     report = json.loads(bpf_main("validate", "--format", "json", path).out)
     assert report["valid"] is True
     assert report["files"][0]["problems"][0]["severity"] == "warning"
+
+
+def test_scenario_files_in_a_directory_are_not_validated_as_processes(bpf_main, write):
+    write("mixed/deal.yaml", TINY)
+    write("mixed/try.yaml", "actors:\n  maria: [salesperson]\nsteps:\n  - start: {record: {}}\n")
+    other = write("mixed/other.yaml", TINY.replace("tiny-deal", "b"))
+    result = bpf_main("validate", other.parent)
+    assert result.code == 0
+    assert result.out == "2 files valid: tiny-deal, b\n"
+    # Named on its own, a scenario is still checked as a process, and fails.
+    assert bpf_main("validate", write("mixed/try.yaml", "steps: []\n")).code == 1
+
+
+def test_a_directory_of_scenarios_only_is_bad_input(bpf_main):
+    result = bpf_main("validate", ROOT / "examples")
+    assert result.code == 2
+    assert "only scenario files here" in result.err

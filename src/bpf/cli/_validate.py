@@ -29,8 +29,21 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
+def is_scenario(path: Path) -> bool:
+    """True for a `bpf run` scenario file (top-level ``steps:``, no ``process:``/``stages:``):
+    a directory like examples/ holds both, and only the processes are validated."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:65536]
+    except OSError:
+        return False
+    keys = {line.split(":", 1)[0] for line in head.splitlines()
+            if line[:1].isalpha() and ":" in line}
+    return "steps" in keys and not keys & {"process", "stages", "extends"}
+
+
 def process_files(paths: list[str]) -> list[Path]:
-    """The files the arguments name: files as given, directories searched for YAML."""
+    """The files the arguments name: files as given, directories searched for YAML
+    (scenario files found there are left out)."""
     found: list[Path] = []
     for value in paths:
         path = Path(value)
@@ -39,7 +52,10 @@ def process_files(paths: list[str]) -> list[Path]:
                             and p.is_file())
             if not inside:
                 raise CliError(f"{value}: no .yaml or .yml files in this directory")
-            found.extend(inside)
+            processes = [p for p in inside if not is_scenario(p)]
+            if not processes:
+                raise CliError(f"{value}: only scenario files here, no process files")
+            found.extend(processes)
         elif path.is_file():
             found.append(path)
         else:
