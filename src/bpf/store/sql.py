@@ -226,10 +226,14 @@ _LAST_CHANGE = sa.select(*(records.c[c] for c in _LAST_COLUMNS)).where(
 )
 
 
-#: Parameters holding datetimes (aware UTC), which SQLite stores as naive UTC text.
-_DATETIMES = frozenset(
-    {"stage_started_at", "started_at", "completed_at", "changed_at", "at", "last_at"}
-)
+#: The parameters of each write statement that hold datetimes (aware UTC), which SQLite
+#: stores as naive UTC text.
+_DATETIMES: dict[str, tuple[str, ...]] = {
+    "insert_flow": ("stage_started_at", "started_at", "completed_at", "changed_at"),
+    "update_flow": ("stage_started_at", "completed_at", "changed_at"),
+    "insert_history": ("at",),
+    "upsert_last": ("last_at",),
+}
 
 
 def _sqlite_datetime(value: datetime) -> str:
@@ -895,8 +899,8 @@ class SQLStore(Store):
 
         def run(name: str, params: list[dict[str, Any]]) -> int:
             if convert:
-                for p in params:
-                    for key in _DATETIMES.intersection(p):
+                for key in _DATETIMES.get(name, ()):
+                    for p in params:
                         value = p[key]
                         if value is not None:
                             p[key] = _sqlite_datetime(value)
