@@ -19,6 +19,22 @@ from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 
+#: A four-stage process with one required step, for the memory and store benchmarks.
+FOUR_STAGES = """
+process: {name}
+name: {name}
+entity: opportunity
+pipeline_field: stepname
+stages:
+  - id: qualify
+    name: Qualify
+    category: Qualify
+    steps: [{{field: budgetamount, label: Budget, type: money, required: true}}]
+  - {{id: develop, name: Develop, category: Develop}}
+  - {{id: propose, name: Propose, category: Propose}}
+  - {{id: close, name: Close, category: Close}}
+"""
+
 
 def versions() -> str:
     names = ["bpf", "transitions", "python-statemachine", "SQLAlchemy", "psycopg", "hypothesis"]

@@ -14,24 +14,11 @@ import gc
 import time
 import warnings
 
-from _common import rss_bytes, table, write_section
+from _common import FOUR_STAGES, rss_bytes, table, write_section
 
 import bpf
 
-YAML = """
-process: memory
-name: Memory
-entity: opportunity
-pipeline_field: stepname
-stages:
-  - id: qualify
-    name: Qualify
-    category: Qualify
-    steps: [{field: budgetamount, label: Budget, type: money, required: true}]
-  - {id: develop, name: Develop, category: Develop}
-  - {id: propose, name: Propose, category: Propose}
-  - {id: close, name: Close, category: Close}
-"""
+YAML = FOUR_STAGES.format(name="memory")
 
 
 def main() -> None:

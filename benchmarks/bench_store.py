@@ -19,26 +19,13 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import table, write_section
+from _common import FOUR_STAGES, table, write_section
 
 import bpf
 from bpf.store.sql import SQLStore
 
 PG = os.environ.get("BPF_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-YAML = """
-process: store
-name: Store
-entity: opportunity
-pipeline_field: stepname
-stages:
-  - id: qualify
-    name: Qualify
-    category: Qualify
-    steps: [{field: budgetamount, label: Budget, type: money, required: true}]
-  - {id: develop, name: Develop, category: Develop}
-  - {id: propose, name: Propose, category: Propose}
-  - {id: close, name: Close, category: Close}
-"""
+YAML = FOUR_STAGES.format(name="store")
 
 
 def engine_on(store: object) -> bpf.Engine:
