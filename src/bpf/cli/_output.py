@@ -60,10 +60,6 @@ def probability(value: float | None) -> str:
     return "-" if value is None else f"{value:g}%"
 
 
-def money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
 class Progress:
     """``label 12/40`` rewritten in place on stderr, for runs long enough to wait for.
 
