@@ -146,3 +146,15 @@ def test_a_flow_changed_elsewhere_during_the_migration_fails_it_whole(open_db_en
 
     assert [f.version for f in engine.iter_flows(PROCESS)] == [1, 1]
     assert engine.store.stage_counts(PROCESS) == {(1, "propose"): 1, (1, "qualify"): 1}
+
+
+def test_a_stay_goes_on_through_a_migration_under_the_new_stage_id(engine, clock):
+    flow, record = start(engine, "opp-1", moves=1)  # in develop
+    clock.advance(days=2)
+    engine.register(sales(2))
+    engine.migrate(PROCESS, to_version=2, stage_map={"develop": "build"})
+    clock.advance(days=3)
+    flow.bind(record).next()
+    # The whole five-day stay counts once, under the id the stage has now, as in the reports.
+    assert flow.time_in_stage("build").days == 5
+    assert engine.store.time_in_stage(PROCESS)["build"].total_seconds == 5 * 86400

@@ -794,6 +794,11 @@ class Engine:
         current: str | None = None
         since: datetime | None = None
         for entry in flow.history:
+            if entry.kind == "migrate":
+                # Not a move in the business: the stay goes on, under the stage's id in the
+                # new version, as the reports (bpf.reports.time_in_stage) count it.
+                current = entry.to_stage
+                continue
             if since is not None and current == stage_id:
                 total += entry.at - since
             if entry.kind in ("finish", "abandon"):
@@ -890,13 +895,6 @@ def _pick(branches: tuple[tuple[Any, str], ...], get: Callable[[str], Any]) -> s
     raise TransitionError(
         "no branch condition holds and the stage has no default branch", reason="branch"
     )
-
-
-def flow_obj(records: tuple[tuple[str, str, Any], ...], entity: str) -> Any:
-    for e, _, obj in records:
-        if e == entity:
-            return obj
-    return None
 
 
 def _with_record(
