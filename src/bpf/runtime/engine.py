@@ -627,8 +627,20 @@ class Engine:
         re-raise. Then run the ``*_changed`` hooks (after the batch, inside one)."""
         batch = self._unit
         try:
-            if on_exit or on_enter:
-                self._actions(flow, on_exit, on_enter, kind, from_stage, to_stage, actor, record)
+            if on_exit or on_enter:  # most stages have no actions: skip the loop
+                for event_name, actions in (("on_exit", on_exit), ("on_enter", on_enter)):
+                    for name, fn in actions:
+                        try:
+                            fn(FlowEvent(event_name, flow, kind, from_stage, to_stage, flow.status,
+                                         flow.status, actor, flow.outcome, record))
+                        except BpfError:
+                            raise
+                        except Exception as exc:
+                            stage = to_stage if event_name == "on_enter" else from_stage
+                            raise HookError(
+                                f"{event_name} action {name!r} of stage {stage!r} failed: "
+                                f"{type(exc).__name__}: {exc}"
+                            ) from exc
             if batch is None:
                 self._store.write(ops)
             else:
@@ -645,32 +657,6 @@ class Engine:
                 self._after(event, info)
             else:
                 batch.after.append(functools.partial(self._after, event, info))
-
-    def _actions(
-        self,
-        flow: Flow,
-        on_exit: tuple[tuple[str, Callable[..., Any]], ...],
-        on_enter: tuple[tuple[str, Callable[..., Any]], ...],
-        kind: str,
-        from_stage: str | None,
-        to_stage: str,
-        actor: Actor | None,
-        record: Any,
-    ) -> None:
-        for event_name, actions in (("on_exit", on_exit), ("on_enter", on_enter)):
-            for name, fn in actions:
-                event = FlowEvent(event_name, flow, kind, from_stage, to_stage, flow.status,
-                                  flow.status, actor, flow.outcome, record)
-                try:
-                    fn(event)
-                except BpfError:
-                    raise
-                except Exception as exc:
-                    stage = to_stage if event_name == "on_enter" else from_stage
-                    raise HookError(
-                        f"{event_name} action {name!r} of stage {stage!r} failed: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
 
     def _before(
         self, event: str, flow: Flow, kind: str, from_stage: str | None, to_stage: str,
