@@ -21,9 +21,13 @@ import contextlib
 import functools
 import importlib.util
 import json
+import operator
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,6 @@ from bpf.store.base import (
     StageTime,
     Store,
     UpdateFlow,
-    row_of,
 )
 
 #: The schema version this code writes. Stored in ``bpf_meta``; see `MIGRATIONS`.
@@ -183,6 +186,21 @@ _LAST_COLUMNS = (
     "last_to_stage", "last_phase", "last_at", "last_actor",
 )
 
+# The write statements take positional parameters: one tuple per row, built in these orders
+# (`_Statements` checks them against what SQLAlchemy compiled). A tuple is cheaper to
+# build and to bind than a dict, which matters on the bulk path (docs/performance.md).
+_UPDATE_ORDER = (
+    "version", "stage", "stage_started_at", "traversed", "status", "completed_at", "outcome",
+    "revision", "changed_at", "entered", "advanced", "b_id", "b_expected",
+)
+_HISTORY_ORDER = (*_HISTORY_COLUMNS, "seconds", "entered_first", "advanced_first")
+_LAST_ORDER = ("record_id", *_LAST_COLUMNS)
+_ACTIVE_ORDER = ("record_id", "active_flow_id")
+_SPAN_ORDER = ("flow_id", "entity", "record_id", "position")
+_SINGLE_MOVE_ORDER = (
+    *_UPDATE_ORDER, *(f"h_{c}" for c in _HISTORY_ORDER), *(f"r_{c}" for c in _LAST_ORDER)
+)
+
 # -- statements, built once --------------------------------------------------------------------
 
 _INSERT_FLOW = flows.insert()
@@ -221,39 +239,43 @@ _HISTORY = (
 _ACTIVE_FLOW = sa.select(records.c.active_flow_id).where(
     records.c.record_id == sa.bindparam("record_id")
 )
+_FLOW_STATE = sa.select(
+    flows.c.revision, flows.c.status, flows.c.changed_at, flows.c.entered, flows.c.advanced
+).where(flows.c.id == sa.bindparam("id"))
 _LAST_CHANGE = sa.select(*(records.c[c] for c in _LAST_COLUMNS)).where(
     records.c.record_id == sa.bindparam("record_id"), records.c.last_flow_id.is_not(None)
 )
 
 
-#: The parameters of each write statement that hold datetimes (aware UTC), which SQLite
-#: stores as naive UTC text.
-_DATETIMES: dict[str, tuple[str, ...]] = {
-    "insert_flow": ("stage_started_at", "started_at", "completed_at", "changed_at"),
-    "update_flow": ("stage_started_at", "completed_at", "changed_at"),
-    "insert_history": ("at",),
-    "upsert_last": ("last_at",),
-}
+_last_datetime: tuple[datetime | None, str] = (None, "")
 
 
 def _sqlite_datetime(value: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores, for an aware datetime, in UTC."""
+    global _last_datetime
+    last = _last_datetime  # one read: threads may replace it
+    if value is last[0]:  # a move writes one instant three or four times
+        return last[1]
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: bpf stores aware UTC datetimes only")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    text = value.isoformat(" ")[:-6]  # C-fast; drop the "+00:00"
-    return text if value.microsecond else text + ".000000"
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.isoformat(" ")[:-6]  # C-fast; drop the "+00:00"
+    if not utc.microsecond:
+        text += ".000000"
+    _last_datetime = (value, text)
+    return text
 
 
-def _last_values(c: StageChange) -> dict[str, Any]:
-    """The bpf_records columns of a record's last stage change."""
-    return {
-        "record_id": c.record_id, "last_flow_id": c.flow_id, "last_process": c.process,
-        "last_version": c.version, "last_kind": c.kind, "last_from_stage": c.from_stage,
-        "last_to_stage": c.to_stage, "last_phase": c.phase, "last_at": c.at,
-        "last_actor": c.actor,
-    }
+def _json_list(items: Iterable[str]) -> str:
+    """``json.dumps(list(items))`` for strings, without the encoder's Python layers."""
+    return "[" + ", ".join(map(_quote, items)) + "]"
+
+
+def _aware(value: datetime) -> datetime:
+    """PostgreSQL's driver takes aware datetimes as they are; naive ones are refused."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: bpf stores aware UTC datetimes only")
+    return value
 
 
 def _single_move_statement() -> Any:
@@ -304,6 +326,56 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
         set_={c: last.excluded[c] for c in _LAST_COLUMNS},
     )
     return active, last
+
+
+class _Statements:
+    """The write statements, compiled once per store for its dialect and schema, with
+    positional parameters (``?`` on SQLite, ``%s`` on PostgreSQL) taking the tuples the
+    ``_*_params`` functions build."""
+
+    def __init__(self, dialect: sa.Dialect, schema: str | None) -> None:
+        positional = type(dialect)(paramstyle="qmark" if dialect.name == "sqlite" else "format")
+        translate = {None: schema} if schema is not None else None
+        upsert_active, upsert_last = _upserts(dialect.name)
+        self._sql: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]] | None]] = {}
+
+        def add(name: str, statement: Any, order: Sequence[str], keys: Sequence[str] = ()) -> None:
+            compiled = statement.compile(
+                dialect=positional, column_keys=list(keys), schema_translate_map=translate,
+                render_schema_translate=translate is not None,
+            )
+            names = tuple(compiled.positiontup or ())
+            if sorted(names) != sorted(order):
+                raise RuntimeError(f"bpf: the {name} statement takes {names}, not {tuple(order)}")
+            # Should SQLAlchemy ever render the parameters in another order, reorder the tuples.
+            reorder = (None if names == tuple(order)
+                       else operator.itemgetter(*(order.index(n) for n in names)))
+            self._sql[name] = (str(compiled), reorder)
+
+        updated = [c for c in _FLOW_COLUMNS if c not in _FIXED_COLUMNS]
+        add("insert_flow", _INSERT_FLOW, _FLOW_COLUMNS, _FLOW_COLUMNS)
+        add("update_flow", _UPDATE_FLOW, _UPDATE_ORDER, [*updated, "b_id", "b_expected"])
+        add("insert_flow_record", _INSERT_FLOW_RECORD, _SPAN_ORDER, _SPAN_ORDER)
+        add("insert_history", _INSERT_HISTORY, _HISTORY_ORDER, _HISTORY_ORDER)
+        add("upsert_active", upsert_active, _ACTIVE_ORDER, _ACTIVE_ORDER)
+        add("upsert_last", upsert_last, _LAST_ORDER, _LAST_ORDER)
+        add("flow_state", _FLOW_STATE, ("id",))
+        if dialect.name != "sqlite":
+            add("single_move", _single_move_statement(), _SINGLE_MOVE_ORDER)
+
+    def execute(self, cursor: Any, name: str, params: Any) -> Any:
+        """Run statement ``name`` on ``cursor`` with one tuple, or a list of them; the cursor."""
+        sql, reorder = self._sql[name]
+        if type(params) is list:
+            if reorder is not None:
+                params = [reorder(p) for p in params]
+            if len(params) == 1:
+                cursor.execute(sql, params[0])
+            else:
+                cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params if reorder is None else reorder(params))
+        return cursor
 
 
 # -- URLs and errors ---------------------------------------------------------------------------
@@ -376,50 +448,64 @@ def _state_of(r: Any) -> _State:
                   set(json.loads(r.advanced)))
 
 
-def _history_row(entry: StageChange, state: _State) -> dict[str, Any]:
-    """The history row of ``entry``, advancing ``state`` past it."""
+DateTimeIn = Callable[[datetime], Any]  # an aware datetime as the driver takes it
+
+
+def _history_params(entry: StageChange, state: _State, dt: DateTimeIn) -> tuple[Any, ...]:
+    """The history row of ``entry`` (`_HISTORY_ORDER`), advancing ``state`` past it."""
     seconds = None
-    migrating = entry.kind == "migrate"  # not a move in the business: the stay goes on
-    if (state.running and state.changed_at is not None and entry.from_stage is not None
-            and not migrating):
+    kind = entry.kind
+    from_stage = entry.from_stage
+    migrating = kind == "migrate"  # not a move in the business: the stay goes on
+    if state.running and state.changed_at is not None and from_stage is not None and not migrating:
         seconds = (entry.at - state.changed_at).total_seconds()
     entered_first = entry.to_stage not in state.entered
-    advanced_first = (
-        entry.kind == "next" and entry.from_stage is not None
-        and entry.from_stage not in state.advanced
-    )
+    advanced_first = kind == "next" and from_stage is not None and from_stage not in state.advanced
     if entered_first:
         state.entered.add(entry.to_stage)
     if advanced_first:
-        state.advanced.add(entry.from_stage)  # type: ignore[arg-type]
+        state.advanced.add(from_stage)  # type: ignore[arg-type]
     if not migrating:
         state.changed_at = entry.at
-        state.running = entry.kind not in _STOPPED
-    row = dict(zip(_HISTORY_COLUMNS, entry, strict=True))
-    row["seconds"] = seconds
-    row["entered_first"] = int(entered_first)
-    row["advanced_first"] = int(advanced_first)
-    return row
+        state.running = kind not in _STOPPED
+    return (
+        entry.flow_id, entry.process, entry.version, entry.record_id, kind, from_stage,
+        entry.to_stage, entry.phase, dt(entry.at), entry.actor,
+        seconds, int(entered_first), int(advanced_first),
+    )
 
 
-def _flow_values(row: FlowRow, state: _State) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "process": row.process,
-        "version": row.version,
-        "record_id": row.records[0][1],
-        "stage": row.stage,
-        "stage_started_at": row.stage_started_at,
-        "traversed": json.dumps(list(row.traversed)),
-        "status": row.status,
-        "started_at": row.started_at,
-        "completed_at": row.completed_at,
-        "outcome": row.outcome,
-        "revision": row.revision,
-        "changed_at": state.changed_at or row.stage_started_at,
-        "entered": json.dumps(sorted(state.entered)),
-        "advanced": json.dumps(sorted(state.advanced)),
-    }
+def _last_params(record_id: str, c: StageChange, dt: DateTimeIn) -> tuple[Any, ...]:
+    """The bpf_records row of a record's last stage change (`_LAST_ORDER`)."""
+    return (
+        record_id, c.flow_id, c.process, c.version, c.kind, c.from_stage, c.to_stage, c.phase,
+        dt(c.at), c.actor,
+    )
+
+
+def _update_params(flow: Any, state: _State, expected: int, dt: DateTimeIn) -> tuple[Any, ...]:
+    """A flow's UPDATE from revision ``expected`` to where it stands now (`_UPDATE_ORDER`)."""
+    completed = flow.completed_at
+    return (
+        flow._compiled.definition.version, flow._stage.stage.id, dt(flow.stage_started_at),
+        _json_list(flow._traversed), flow.status, None if completed is None else dt(completed),
+        flow.outcome, flow.revision, dt(state.changed_at or flow.stage_started_at),
+        _json_list(sorted(state.entered)), _json_list(sorted(state.advanced)),
+        flow.id, expected,
+    )
+
+
+def _insert_params(flow: Any, state: _State, dt: DateTimeIn) -> tuple[Any, ...]:
+    """A new flow's row as it stands now (`_FLOW_COLUMNS`)."""
+    completed = flow.completed_at
+    definition = flow._compiled.definition
+    return (
+        flow.id, definition.process, definition.version, flow._records[0][1],
+        flow._stage.stage.id, dt(flow.stage_started_at), _json_list(flow._traversed),
+        flow.status, dt(flow.started_at), None if completed is None else dt(completed),
+        flow.outcome, flow.revision, dt(state.changed_at or flow.stage_started_at),
+        _json_list(sorted(state.entered)), _json_list(sorted(state.advanced)),
+    )
 
 
 def _flow_rows(result: Iterable[Any], states: dict[str, _State]) -> list[FlowRow]:
@@ -498,12 +584,20 @@ class SQLStore(Store):
             engine = engine.execution_options(schema_translate_map={None: schema})
         self._engine = engine
         self._sqlite = self.dialect == "sqlite"
-        # The write path runs on the driver's cursor (see `_dml`): its errors are translated too.
+        # The write path runs on the driver's cursor (see `_Statements`): its errors are
+        # translated too.
         self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
-        self._upsert_active, self._upsert_last = _upserts(self.dialect)
+        self._write_errors = (sa_exc.SQLAlchemyError, OSError, ValueError, self._driver_error)
+        self._integrity_errors = (sa_exc.IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
+        self._datetime: DateTimeIn = _sqlite_datetime if self._sqlite else _aware
         #: The state of flows as last written or read here, by id (see `_remember`).
         self._known: dict[str, _State] = {}
-        self._statements: dict[str, str] | None = None  # compiled on the first write
+        self._statements: _Statements | None = None  # compiled on the first write
+        # SQLite: the connection writes go through, kept out of the pool (see `_write_sqlite`).
+        self._write_lock = threading.Lock()
+        self._writer: Any = None
+        self._writer_cursor: Any = None
+        self._writer_pid = 0
         try:
             with self._errors("cannot open the store"):
                 self._open()
@@ -655,11 +749,15 @@ class SQLStore(Store):
             yield
         except BpfError:
             raise
-        except (sa_exc.SQLAlchemyError, OSError, ValueError, self._driver_error) as exc:
+        except self._write_errors as exc:
             raise StoreError(f"{self.url}: {doing}: {_cause(exc)}") from exc
 
     def close(self) -> None:
         """Release connections (a caller's own Engine is left to the caller)."""
+        with self._write_lock:
+            writer, self._writer = self._writer, None
+            if writer is not None and self._writer_pid == os.getpid():
+                writer.close()  # back to the pool
         if self._own:
             self._engine.dispose()
 
@@ -671,9 +769,21 @@ class SQLStore(Store):
     def write(self, ops: Sequence[Op]) -> None:
         if not ops:
             return
-        inserted = [op for op in ops if isinstance(op, InsertFlow)]
-        self._check_duplicate_inserts(inserted)
+        inserted = [op for op in ops if type(op) is InsertFlow]
+        if inserted:
+            self._check_duplicate_inserts(inserted)
         single = self._single_move(ops)
+        if self._sqlite:
+            try:
+                states = self._write_sqlite(ops, single)
+            except BpfError:
+                raise
+            except self._write_errors as exc:
+                if inserted and isinstance(exc, self._integrity_errors):
+                    self._raise_if_exists(inserted)
+                raise StoreError(f"{self.url}: cannot write: {_cause(exc)}") from exc
+            self._remember(states)
+            return
         for attempt in (1, 2):
             try:
                 with self._errors("cannot write"):
@@ -689,17 +799,16 @@ class SQLStore(Store):
                 # This replaces a ping on every checkout, which cost a round trip per move.
                 if attempt == 1 and self._dropped(exc.__cause__):
                     continue
-                integrity = (sa_exc.IntegrityError,
-                             self._engine.dialect.loaded_dbapi.IntegrityError)
-                if inserted and isinstance(exc.__cause__, integrity):
+                if inserted and isinstance(exc.__cause__, self._integrity_errors):
                     self._raise_if_exists(inserted)
                 raise
         self._remember(states)
 
     def _single_move(self, ops: Sequence[Op]) -> tuple[Any, int, StageChange, _State] | None:
-        """On PostgreSQL, the (flow, expected revision, entry, state) of a write that is one
-        plain stage change of a flow this store knows at that revision, else None."""
-        if self._sqlite or len(ops) != 2:
+        """The (flow, expected revision, entry, state) of a write that is one plain stage
+        change of a flow this store knows at that revision, else None: the common case, which
+        has a path of its own."""
+        if len(ops) != 2:
             return None
         update, last = ops
         if (type(update) is not UpdateFlow or type(last) is not SetLastChange
@@ -718,24 +827,19 @@ class SQLStore(Store):
         UPDATE, and the history row and the record's last change inserted only if the UPDATE
         found the expected revision): one round trip instead of five (BEGIN, three statements,
         COMMIT), with the same all-or-nothing outcome."""
-        if self._statements is None:
-            self._statements = self._compile_statements()
+        statements = self._compiled()
         state = known.copy()
-        params = {f"h_{k}": v for k, v in _history_row(entry, state).items()}
+        row = _history_params(entry, state, _aware)
         state.revision = expected + 1
-        values = _flow_values(row_of(flow), state)
-        for column in _FIXED_COLUMNS:
-            del values[column]
-        params.update(values, b_id=flow.id, b_expected=expected)
-        params.update({f"r_{k}": v for k, v in _last_values(entry).items()})
+        params = (*_update_params(flow, state, expected, _aware), *row,
+                  *_last_params(entry.record_id, entry, _aware))
         connection = self._engine.raw_connection()
         driver = connection.driver_connection
         try:
             cursor = connection.cursor()
             driver.autocommit = True  # the statement is its own transaction
             try:
-                cursor.execute(self._statements["single_move"], params)
-                (updated,) = cursor.fetchone()
+                (updated,) = statements.execute(cursor, "single_move", params).fetchone()
                 if updated != 1:
                     found = self._state_in_store(cursor, flow.id)
                     if found is None:
@@ -759,25 +863,58 @@ class SQLStore(Store):
     def _dropped(self, exc: BaseException | None) -> bool:
         return isinstance(exc, self._driver_error) and bool(getattr(exc, "_bpf_dropped", False))
 
+    def _compiled(self) -> _Statements:
+        if self._statements is None:
+            self._statements = _Statements(self._engine.dialect, self._schema)
+        return self._statements
+
+    def _write_sqlite(
+        self, ops: Sequence[Op], single: tuple[Any, int, StageChange, _State] | None
+    ) -> dict[str, _State]:
+        """SQLite: ``ops`` in one BEGIN IMMEDIATE transaction on the store's write connection.
+
+        The store keeps one connection for its writes instead of taking one from the pool per
+        write: SQLite has a single writer per database anyway, and checking a connection out
+        and back in cost more than the statements of a move (docs/performance.md). BEGIN
+        IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so two
+        writers never deadlock upgrading a read lock.
+        """
+        self._compiled()
+        with self._write_lock:
+            if self._writer is None or self._writer_pid != os.getpid():
+                # After a fork the parent's connection is not ours to use: open our own.
+                self._writer = self._engine.raw_connection()
+                self._writer_pid = os.getpid()
+                self._writer_cursor = self._writer.driver_connection.cursor()
+            driver = self._writer.driver_connection
+            cursor = self._writer_cursor
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                if single is None:
+                    states = self._apply(cursor, ops)
+                else:
+                    states = self._apply_move(cursor, *single)
+                driver.commit()
+            except BaseException:
+                if driver.in_transaction:
+                    driver.rollback()
+                raise
+        return states
+
     @contextlib.contextmanager
     def _write_cursor(self) -> Iterator[Any]:
-        """A driver cursor in a write transaction on a pooled connection.
+        """PostgreSQL: a driver cursor in a write transaction on a pooled connection.
 
         Writes skip SQLAlchemy's Connection and per-execution machinery: the statements are
-        compiled once from the same Core tables (`_compile_statements`) and run on the driver's
-        cursor with execute/executemany. That makes a persisted move several times cheaper
+        compiled once from the same Core tables (`_Statements`) and run on the driver's cursor
+        with execute/executemany. That makes a persisted move several times cheaper
         (docs/performance.md); reads and the schema stay on SQLAlchemy.
         """
-        if self._statements is None:
-            self._statements = self._compile_statements()
+        self._compiled()
         connection = self._engine.raw_connection()
         try:
             cursor = connection.cursor()
             try:
-                if self._sqlite:
-                    # BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
-                    # timeout), so two writers never deadlock upgrading a read lock.
-                    cursor.execute("BEGIN IMMEDIATE")
                 yield cursor
             except self._driver_error as exc:
                 if self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
@@ -813,12 +950,13 @@ class SQLStore(Store):
         if unknown:
             self._read_states(cursor, unknown, states)
 
+        dt = self._datetime
         inserted: dict[str, Any] = {}  # flow id -> flow, for flows new in this write
         updated: dict[str, tuple[Any, int]] = {}  # flow id -> (flow, revision it was read at)
-        spans: list[dict[str, Any]] = []
-        entries: list[dict[str, Any]] = []
-        active: dict[str, dict[str, Any]] = {}
-        last: dict[str, dict[str, Any]] = {}
+        spans: list[tuple[Any, ...]] = []
+        entries: list[tuple[Any, ...]] = []
+        active: dict[str, tuple[str, str]] = {}
+        last: dict[str, StageChange] = {}
         for op in ops:
             kind = type(op)
             if kind is UpdateFlow:
@@ -826,125 +964,73 @@ class SQLStore(Store):
                 state = states[flow.id]
                 if state.revision != op.expected_revision:
                     raise self._conflict(flow.id, state.revision, op.expected_revision)
-                entries.extend(_history_row(e, state) for e in op.entries)
+                for e in op.entries:
+                    entries.append(_history_params(e, state, dt))
                 state.revision = op.expected_revision + 1
                 if flow.id not in inserted and flow.id not in updated:
                     # Several changes of one flow in a batch: one UPDATE from the first revision.
                     updated[flow.id] = (flow, op.expected_revision)
                 if op.new_records:
                     positions = {rid: i for i, (_, rid, _) in enumerate(flow._records)}
-                    spans.extend(
-                        {"flow_id": flow.id, "entity": e, "record_id": rid,
-                         "position": positions[rid]}
-                        for e, rid in op.new_records
-                    )
+                    spans.extend((flow.id, e, rid, positions[rid]) for e, rid in op.new_records)
             elif kind is SetLastChange:
-                c = op.change
-                last[op.record_id] = {
-                    "record_id": op.record_id, "last_flow_id": c.flow_id,
-                    "last_process": c.process, "last_version": c.version, "last_kind": c.kind,
-                    "last_from_stage": c.from_stage, "last_to_stage": c.to_stage,
-                    "last_phase": c.phase, "last_at": c.at, "last_actor": c.actor,
-                }
+                last[op.record_id] = op.change
             elif kind is InsertFlow:
                 flow = op.flow
                 state = states[flow.id]
-                entries.extend(_history_row(e, state) for e in op.entries)
+                for e in op.entries:
+                    entries.append(_history_params(e, state, dt))
                 state.revision = 1
                 inserted[flow.id] = flow
                 spans.extend(
-                    {"flow_id": flow.id, "entity": e, "record_id": rid, "position": i}
-                    for i, (e, rid, _) in enumerate(flow._records)
+                    (flow.id, e, rid, i) for i, (e, rid, _) in enumerate(flow._records)
                 )
             elif kind is SetActiveFlow:
-                active[op.record_id] = {"record_id": op.record_id, "active_flow_id": op.flow_id}
-        # Each flow's row once, as it stands after the last op of this write.
-        flow_inserts = [_flow_values(row_of(flow), states[i]) for i, flow in inserted.items()]
-        flow_updates: dict[str, dict[str, Any]] = {}
-        for i, (flow, expected) in updated.items():
-            values = _flow_values(row_of(flow), states[i])
-            if values["revision"] != states[i].revision:  # the engine and the ops disagree
-                raise self._conflict(i, values["revision"], states[i].revision)
-            values["b_id"] = i
-            values["b_expected"] = expected
-            flow_updates[i] = values
-        run = self._dml(cursor)
-        if flow_inserts:
-            run("insert_flow", flow_inserts)
-        if flow_updates:
-            # In id order, so concurrent writers lock rows in one order (no deadlock).
-            params = [flow_updates[k] for k in sorted(flow_updates)]
-            for v in params:
-                for c in _FIXED_COLUMNS:
-                    del v[c]
-            if run("update_flow", params) != len(params):
-                self._raise_conflict(cursor, params)
-        if spans:
-            run("insert_flow_record", spans)
-        if entries:
-            run("insert_history", entries)
-        if active:
-            run("upsert_active", [active[k] for k in sorted(active)])
-        if last:
-            run("upsert_last", [last[k] for k in sorted(last)])
-        return states
-
-    # -- the write path on the driver's cursor ---------------------------------------------------
-
-    def _dml(self, cursor: Any) -> Callable[[str, list[dict[str, Any]]], int]:
-        """A function running one of the compiled write statements on ``cursor``."""
+                active[op.record_id] = (op.record_id, op.flow_id)
         statements = self._statements
         assert statements is not None
-        convert = self._sqlite
+        run = statements.execute
+        if inserted:
+            run(cursor, "insert_flow",
+                [_insert_params(flow, states[i], dt) for i, flow in inserted.items()])
+        if updated:
+            # In id order, so concurrent writers lock rows in one order (no deadlock).
+            params = []
+            for i in sorted(updated):
+                flow, expected = updated[i]
+                if flow.revision != states[i].revision:  # the engine and the ops disagree
+                    raise self._conflict(i, flow.revision, states[i].revision)
+                params.append(_update_params(flow, states[i], expected, dt))
+            if run(cursor, "update_flow", params).rowcount != len(params):
+                self._raise_conflict(cursor, params)
+        if spans:
+            run(cursor, "insert_flow_record", spans)
+        if entries:
+            run(cursor, "insert_history", entries)
+        if active:
+            run(cursor, "upsert_active", [active[k] for k in sorted(active)])
+        if last:
+            run(cursor, "upsert_last", [_last_params(k, last[k], dt) for k in sorted(last)])
+        return states
 
-        def run(name: str, params: list[dict[str, Any]]) -> int:
-            if convert:
-                for key in _DATETIMES.get(name, ()):
-                    for p in params:
-                        value = p[key]
-                        if value is not None:
-                            p[key] = _sqlite_datetime(value)
-            if len(params) == 1:
-                cursor.execute(statements[name], params[0])
-            else:
-                cursor.executemany(statements[name], params)
-            return cursor.rowcount
-
-        return run
-
-    def _compile_statements(self) -> dict[str, str]:
-        dialect = self._engine.dialect
-        if self._sqlite:
-            # Named parameters, so one dict per row serves both drivers.
-            dialect = type(dialect)(paramstyle="named")
-        translate = {None: self._schema} if self._schema is not None else None
-
-        def sql(statement: Any, keys: Sequence[str]) -> str:
-            return str(statement.compile(
-                dialect=dialect, column_keys=list(keys), schema_translate_map=translate,
-                render_schema_translate=translate is not None,
-            ))
-
-        updated = [c for c in _FLOW_COLUMNS if c not in _FIXED_COLUMNS]
-        return {
-            "insert_flow": sql(_INSERT_FLOW, _FLOW_COLUMNS),
-            "update_flow": sql(_UPDATE_FLOW, [*updated, "b_id", "b_expected"]),
-            "insert_flow_record": sql(
-                _INSERT_FLOW_RECORD, ["flow_id", "entity", "record_id", "position"]
-            ),
-            "insert_history": sql(
-                _INSERT_HISTORY,
-                [*_HISTORY_COLUMNS, "seconds", "entered_first", "advanced_first"],
-            ),
-            "upsert_active": sql(self._upsert_active, ["record_id", "active_flow_id"]),
-            "upsert_last": sql(self._upsert_last, ["record_id", *_LAST_COLUMNS]),
-            **({} if self._sqlite else {"single_move": sql(_single_move_statement(), ())}),
-            "flow_state": sql(
-                sa.select(flows.c.revision, flows.c.status, flows.c.changed_at,
-                          flows.c.entered, flows.c.advanced)
-                .where(flows.c.id == sa.bindparam("id")), (),
-            ),
-        }
+    def _apply_move(
+        self, cursor: Any, flow: Any, expected: int, entry: StageChange, known: _State
+    ) -> dict[str, _State]:
+        """`_apply` for one stage change of a flow known at its revision: three statements."""
+        statements = self._statements
+        assert statements is not None
+        dt = self._datetime
+        state = known.copy()
+        row = _history_params(entry, state, dt)
+        state.revision = expected + 1
+        if flow.revision != state.revision:  # the engine and the ops disagree
+            raise self._conflict(flow.id, flow.revision, state.revision)
+        params = _update_params(flow, state, expected, dt)
+        if statements.execute(cursor, "update_flow", params).rowcount != 1:
+            self._raise_conflict(cursor, [params])
+        statements.execute(cursor, "insert_history", row)
+        statements.execute(cursor, "upsert_last", _last_params(entry.record_id, entry, dt))
+        return {flow.id: state}
 
     def _read_states(self, cursor: Any, ids: list[str], states: dict[str, _State]) -> None:
         """The stored state of flows this store has not seen at their current revision."""
@@ -958,9 +1044,7 @@ class SQLStore(Store):
             states[flow_id] = found
 
     def _state_in_store(self, cursor: Any, flow_id: str) -> _State | None:
-        assert self._statements is not None
-        cursor.execute(self._statements["flow_state"], {"id": flow_id})
-        row = cursor.fetchone()
+        row = self._compiled().execute(cursor, "flow_state", (flow_id,)).fetchone()
         if row is None:
             return None
         revision, status, changed_at, entered, advanced = row
@@ -971,14 +1055,15 @@ class SQLStore(Store):
         return _State(revision, status == "active", changed_at, set(json.loads(entered)),
                       set(json.loads(advanced)))
 
-    def _raise_conflict(self, cursor: Any, params: list[dict[str, Any]]) -> None:
+    def _raise_conflict(self, cursor: Any, params: list[tuple[Any, ...]]) -> None:
         """An UPDATE found another revision: raise `ConcurrencyError` naming the flow."""
         for p in params:
-            found = self._state_in_store(cursor, p["b_id"])
+            flow_id, expected = p[-2:]  # b_id, b_expected
+            found = self._state_in_store(cursor, flow_id)
             if found is None:
-                raise FlowNotFoundError(f"flow {p['b_id']!r} is no longer in the store {self.url}")
-            if found.revision != p["b_expected"]:
-                raise self._conflict(p["b_id"], found.revision, p["b_expected"])
+                raise FlowNotFoundError(f"flow {flow_id!r} is no longer in the store {self.url}")
+            if found.revision != expected:
+                raise self._conflict(flow_id, found.revision, expected)
         raise ConcurrencyError("a flow was changed by someone else; refresh it and try again")
 
     def _conflict(self, flow_id: str, stored: int, expected: int) -> ConcurrencyError:
