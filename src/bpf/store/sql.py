@@ -593,7 +593,7 @@ class SQLStore(Store):
         #: The state of flows as last written or read here, by id (see `_remember`).
         self._known: dict[str, _State] = {}
         self._statements: _Statements | None = None  # compiled on the first write
-        # SQLite: the connection writes go through, kept out of the pool (see `_write_sqlite`).
+        # The connection writes go through, kept out of the pool (see `_write`).
         self._write_lock = threading.Lock()
         self._writer: Any = None
         self._writer_cursor: Any = None
@@ -757,6 +757,9 @@ class SQLStore(Store):
         with self._write_lock:
             writer, self._writer = self._writer, None
             if writer is not None and self._writer_pid == os.getpid():
+                with contextlib.suppress(Exception):  # a dropped connection: nothing to reset
+                    if not self._sqlite:
+                        writer.driver_connection.autocommit = False
                 writer.close()  # back to the pool
         if self._own:
             self._engine.dispose()
@@ -773,35 +776,21 @@ class SQLStore(Store):
         if inserted:
             self._check_duplicate_inserts(inserted)
         single = self._single_move(ops)
-        if self._sqlite:
+        for attempt in (1, 2):
             try:
-                states = self._write_sqlite(ops, single)
+                states = self._write(ops, single)
+                break
             except BpfError:
                 raise
             except self._write_errors as exc:
+                # A connection the server dropped (restart, idle timeout) fails before the
+                # commit, so nothing was written: try once more on a fresh connection. This
+                # replaces a ping before every write, which cost a round trip per move.
+                if attempt == 1 and getattr(exc, "_bpf_dropped", False):
+                    continue
                 if inserted and isinstance(exc, self._integrity_errors):
                     self._raise_if_exists(inserted)
                 raise StoreError(f"{self.url}: cannot write: {_cause(exc)}") from exc
-            self._remember(states)
-            return
-        for attempt in (1, 2):
-            try:
-                with self._errors("cannot write"):
-                    if single is not None:
-                        states = self._write_single_move(*single)
-                    else:
-                        with self._write_cursor() as cursor:
-                            states = self._apply(cursor, ops)
-                break
-            except StoreError as exc:
-                # A pooled connection the server dropped (restart, idle timeout) fails before
-                # the commit, so nothing was written: try once more on a fresh connection.
-                # This replaces a ping on every checkout, which cost a round trip per move.
-                if attempt == 1 and self._dropped(exc.__cause__):
-                    continue
-                if inserted and isinstance(exc.__cause__, self._integrity_errors):
-                    self._raise_if_exists(inserted)
-                raise
         self._remember(states)
 
     def _single_move(self, ops: Sequence[Op]) -> tuple[Any, int, StageChange, _State] | None:
@@ -820,116 +809,91 @@ class SQLStore(Store):
             return None
         return update.flow, update.expected_revision, last.change, known
 
-    def _write_single_move(
-        self, flow: Any, expected: int, entry: StageChange, known: _State
+    def _write(
+        self, ops: Sequence[Op], single: tuple[Any, int, StageChange, _State] | None
+    ) -> dict[str, _State]:
+        """``ops`` in one transaction on the store's write connection.
+
+        The store keeps one connection for its writes rather than taking one from the pool
+        per write: checking a connection out and back in (with its reset) cost more client CPU
+        than the statements of a move (docs/performance.md). Writes through one store are
+        serialized anyway, by the engine's lock and, on SQLite, by the database's single
+        writer. On SQLite the transaction starts with BEGIN IMMEDIATE, which takes the write
+        lock up front (waiting up to the busy timeout), so two writers never deadlock
+        upgrading a read lock. On PostgreSQL the connection stays in autocommit: a single
+        stage change is one statement (`_single_move_statement`), anything else runs in an
+        explicit transaction.
+        """
+        with self._write_lock:
+            if self._writer is None or self._writer_pid != os.getpid():
+                self._open_writer()
+            writer = self._writer
+            driver = writer.driver_connection
+            cursor = self._writer_cursor
+            try:
+                if self._sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    if single is None:
+                        states = self._apply(cursor, ops)
+                    else:
+                        states = self._apply_move(cursor, *single)
+                    driver.commit()
+                elif single is not None:
+                    states = self._postgres_move(cursor, *single)
+                else:
+                    with driver.transaction():
+                        states = self._apply(cursor, ops)
+            except BaseException as exc:
+                if self._sqlite:
+                    if driver.in_transaction:
+                        driver.rollback()
+                elif (isinstance(exc, self._driver_error)
+                        and self._engine.dialect.is_disconnect(exc, writer.dbapi_connection,
+                                                               cursor)):
+                    # Dropped before the commit: the server rolled back, a retry is safe.
+                    # Had it committed a single move before the connection dropped, the retry
+                    # finds the next revision and raises ConcurrencyError: never a double move.
+                    exc._bpf_dropped = True  # type: ignore[attr-defined]
+                    self._writer = None
+                    writer.invalidate()
+                raise
+        return states
+
+    def _open_writer(self) -> None:
+        """Take the write connection from the pool (again after a fork: the parent's
+        connection is not ours to use)."""
+        self._statements = self._statements or _Statements(self._engine.dialect, self._schema)
+        writer = self._engine.raw_connection()
+        try:
+            if not self._sqlite:
+                writer.driver_connection.autocommit = True
+            cursor = writer.driver_connection.cursor()
+        except BaseException:
+            writer.close()
+            raise
+        self._writer, self._writer_cursor, self._writer_pid = writer, cursor, os.getpid()
+
+    def _postgres_move(
+        self, cursor: Any, flow: Any, expected: int, entry: StageChange, known: _State
     ) -> dict[str, _State]:
         """One stage change as ONE autocommitted statement (data-modifying CTEs: the flow's
         UPDATE, and the history row and the record's last change inserted only if the UPDATE
         found the expected revision): one round trip instead of five (BEGIN, three statements,
         COMMIT), with the same all-or-nothing outcome."""
-        statements = self._compiled()
+        statements = self._statements
+        assert statements is not None
         state = known.copy()
         row = _history_params(entry, state, _aware)
         state.revision = expected + 1
         params = (*_update_params(flow, state, expected, _aware), *row,
                   *_last_params(entry.record_id, entry, _aware))
-        connection = self._engine.raw_connection()
-        driver = connection.driver_connection
-        try:
-            cursor = connection.cursor()
-            driver.autocommit = True  # the statement is its own transaction
-            try:
-                (updated,) = statements.execute(cursor, "single_move", params).fetchone()
-                if updated != 1:
-                    found = self._state_in_store(cursor, flow.id)
-                    if found is None:
-                        raise FlowNotFoundError(f"flow {flow.id!r} is not in the store {self.url}")
-                    raise self._conflict(flow.id, found.revision, expected)
-            except self._driver_error as exc:
-                if self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
-                    # A stale pooled connection fails on sending: retried once (see `write`).
-                    # Had the server committed before the connection dropped, the retry finds
-                    # the next revision and raises ConcurrencyError: never a double move.
-                    exc._bpf_dropped = True  # type: ignore[attr-defined]
-                    connection.invalidate()
-                raise
-            finally:
-                if not driver.closed:
-                    driver.autocommit = False
-        finally:
-            connection.close()
+        (updated,) = statements.execute(cursor, "single_move", params).fetchone()
+        if updated != 1:
+            found = self._state_in_store(cursor, flow.id)
+            if found is None:
+                raise FlowNotFoundError(f"flow {flow.id!r} is not in the store {self.url}")
+            raise self._conflict(flow.id, found.revision, expected)
         return {flow.id: state}
-
-    def _dropped(self, exc: BaseException | None) -> bool:
-        return isinstance(exc, self._driver_error) and bool(getattr(exc, "_bpf_dropped", False))
-
-    def _compiled(self) -> _Statements:
-        if self._statements is None:
-            self._statements = _Statements(self._engine.dialect, self._schema)
-        return self._statements
-
-    def _write_sqlite(
-        self, ops: Sequence[Op], single: tuple[Any, int, StageChange, _State] | None
-    ) -> dict[str, _State]:
-        """SQLite: ``ops`` in one BEGIN IMMEDIATE transaction on the store's write connection.
-
-        The store keeps one connection for its writes instead of taking one from the pool per
-        write: SQLite has a single writer per database anyway, and checking a connection out
-        and back in cost more than the statements of a move (docs/performance.md). BEGIN
-        IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so two
-        writers never deadlock upgrading a read lock.
-        """
-        self._compiled()
-        with self._write_lock:
-            if self._writer is None or self._writer_pid != os.getpid():
-                # After a fork the parent's connection is not ours to use: open our own.
-                self._writer = self._engine.raw_connection()
-                self._writer_pid = os.getpid()
-                self._writer_cursor = self._writer.driver_connection.cursor()
-            driver = self._writer.driver_connection
-            cursor = self._writer_cursor
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                if single is None:
-                    states = self._apply(cursor, ops)
-                else:
-                    states = self._apply_move(cursor, *single)
-                driver.commit()
-            except BaseException:
-                if driver.in_transaction:
-                    driver.rollback()
-                raise
-        return states
-
-    @contextlib.contextmanager
-    def _write_cursor(self) -> Iterator[Any]:
-        """PostgreSQL: a driver cursor in a write transaction on a pooled connection.
-
-        Writes skip SQLAlchemy's Connection and per-execution machinery: the statements are
-        compiled once from the same Core tables (`_Statements`) and run on the driver's cursor
-        with execute/executemany. That makes a persisted move several times cheaper
-        (docs/performance.md); reads and the schema stay on SQLAlchemy.
-        """
-        self._compiled()
-        connection = self._engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            try:
-                yield cursor
-            except self._driver_error as exc:
-                if self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
-                    # Dropped before the commit: the server rolled back, a retry is safe.
-                    exc._bpf_dropped = True  # type: ignore[attr-defined]
-                    connection.invalidate()
-                else:
-                    connection.rollback()
-                raise
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
-        finally:
-            connection.close()
 
     def _apply(self, cursor: Any, ops: Sequence[Op]) -> dict[str, _State]:
         """Write ``ops`` with ``cursor``; returns the state each written flow is left in."""
@@ -1044,7 +1008,8 @@ class SQLStore(Store):
             states[flow_id] = found
 
     def _state_in_store(self, cursor: Any, flow_id: str) -> _State | None:
-        row = self._compiled().execute(cursor, "flow_state", (flow_id,)).fetchone()
+        assert self._statements is not None
+        row = self._statements.execute(cursor, "flow_state", (flow_id,)).fetchone()
         if row is None:
             return None
         revision, status, changed_at, entered, advanced = row
