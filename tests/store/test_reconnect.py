@@ -55,3 +55,26 @@ def test_a_move_after_the_server_dropped_the_connection_succeeds(postgres_server
     assert [h.kind for h in again.flow("opp-1", "reconnect").history] == ["start", "next"]
     engine.close()
     again.close()
+
+
+def test_a_transaction_after_the_server_dropped_the_connection_succeeds(
+    postgres_server, postgres_url
+):
+    # Starts and batches are not single statements: they run in an explicit transaction on
+    # the store's write connection, which must be replaced just the same.
+    url = sa.make_url(postgres_url).update_query_dict({"application_name": APP})
+    engine = bpf.Engine(url.render_as_string(hide_password=False))
+    engine.register(bpf.loads_process(PROCESS))
+    first = engine.start("reconnect", {"id": "opp-batch-1"})
+    assert drop_connections(postgres_server) >= 1
+    second = engine.start("reconnect", {"id": "opp-batch-2"})
+    assert drop_connections(postgres_server) >= 1
+    with engine.batch():
+        first.next()
+        second.next()
+        second.next()
+    stored = {rid: engine.flow(rid, "reconnect") for rid in ("opp-batch-1", "opp-batch-2")}
+    assert stored["opp-batch-1"].stage.id == "develop"
+    assert stored["opp-batch-2"].stage.id == "close"
+    assert [h.kind for h in stored["opp-batch-2"].history] == ["start", "next", "next"]
+    engine.close()

@@ -587,7 +587,8 @@ class SQLStore(Store):
         # The write path runs on the driver's cursor (see `_Statements`): its errors are
         # translated too.
         self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
-        self._write_errors = (sa_exc.SQLAlchemyError, OSError, ValueError, self._driver_error)
+        # What the store turns into StoreError (with the URL, password hidden).
+        self._db_errors = (sa_exc.SQLAlchemyError, OSError, ValueError, self._driver_error)
         self._integrity_errors = (sa_exc.IntegrityError, engine.dialect.loaded_dbapi.IntegrityError)
         self._datetime: DateTimeIn = _sqlite_datetime if self._sqlite else _aware
         #: The state of flows as last written or read here, by id (see `_remember`).
@@ -749,7 +750,7 @@ class SQLStore(Store):
             yield
         except BpfError:
             raise
-        except self._write_errors as exc:
+        except self._db_errors as exc:
             raise StoreError(f"{self.url}: {doing}: {_cause(exc)}") from exc
 
     def close(self) -> None:
@@ -782,7 +783,7 @@ class SQLStore(Store):
                 break
             except BpfError:
                 raise
-            except self._write_errors as exc:
+            except self._db_errors as exc:
                 # A connection the server dropped (restart, idle timeout) fails before the
                 # commit, so nothing was written: try once more on a fresh connection. This
                 # replaces a ping before every write, which cost a round trip per move.
@@ -863,6 +864,10 @@ class SQLStore(Store):
         """Take the write connection from the pool (again after a fork: the parent's
         connection is not ours to use)."""
         self._statements = self._statements or _Statements(self._engine.dialect, self._schema)
+        if self._writer is not None and self._own:
+            # A forked child: the pool holds the parent's connections too. Start a new pool
+            # without closing them (SQLAlchemy's advice for engines crossing a fork).
+            self._engine.dispose(close=False)
         writer = self._engine.raw_connection()
         try:
             if not self._sqlite:
