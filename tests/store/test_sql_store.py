@@ -11,6 +11,7 @@ from storekit import PROCESS, sales
 
 import bpf
 from bpf.store import sql
+from bpf.store.memory import MemoryStore
 from bpf.store.sql import SQLStore
 
 TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records"}
@@ -199,3 +200,19 @@ def test_a_failure_after_opening_is_a_store_error_too(open_db_engine):
     with pytest.raises(bpf.StoreError, match="cannot write"):
         engine.start(PROCESS, {"id": "opp-2"})
     assert engine.flows("opp-2") == []
+
+
+def test_only_a_store_with_a_connection_per_thread_reads_from_several_threads(tmp_path):
+    # The reports run their queries side by side on stores that allow it; an in-memory
+    # SQLite database is one shared connection (or one database per thread) and must not.
+    on_file = SQLStore(f"sqlite:///{tmp_path / 'reads.db'}")
+    in_memory = SQLStore("sqlite://")
+    per_thread = SQLStore(sa.create_engine("sqlite://", poolclass=sa.pool.SingletonThreadPool))
+    try:
+        assert on_file.concurrent_reads
+        assert not in_memory.concurrent_reads
+        assert not per_thread.concurrent_reads
+        assert not MemoryStore().concurrent_reads
+    finally:
+        for store in (on_file, in_memory, per_thread):
+            store.close()

@@ -111,6 +111,9 @@ class Store(ABC):
 
     #: True when the store keeps the engine's own Flow objects (no rows to materialize).
     live: ClassVar[bool] = False
+    #: True when reads may run in several threads at once, each on a connection of its own
+    #: (the reports run their independent queries side by side then).
+    concurrent_reads: bool = False
     #: Where the store is, for messages (password hidden).
     url: str = ""
 

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.url import URL
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from bpf._errors import BpfError, ConcurrencyError, FlowExistsError, FlowNotFoundError, StoreError
 from bpf.runtime.flow import StageChange
@@ -584,6 +584,9 @@ class SQLStore(Store):
             engine = engine.execution_options(schema_translate_map={None: schema})
         self._engine = engine
         self._sqlite = self.dialect == "sqlite"
+        # One shared connection (StaticPool), or one database per thread (SingletonThreadPool,
+        # an in-memory SQLite): reads must stay in the caller's thread.
+        self.concurrent_reads = not isinstance(engine.pool, StaticPool | SingletonThreadPool)
         # The write path runs on the driver's cursor (see `_Statements`): its errors are
         # translated too.
         self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
