@@ -1,7 +1,7 @@
 """Persisted moves: SQLite (durable default) and PostgreSQL (one connection, 4 processes),
 and the bulk path (`engine.batch()`), each beside the raw DB-API floor measured in the same run.
 
-    python benchmarks/bench_store.py [--flows 2000] [--pg URL] [--no-write]
+    python benchmarks/bench_store.py [--flows 2000] [--rounds 3] [--pg URL] [--no-write]
 
 A move here is a full bpf forward move persisted in its own transaction (UPDATE of the flow
 with the optimistic version check, INSERT of the history row, UPSERT of the record's last
@@ -14,6 +14,7 @@ import argparse
 import multiprocessing as mp
 import os
 import sqlite3
+import statistics
 import tempfile
 import time
 import warnings
@@ -336,67 +337,99 @@ def drop_schema(url: str, schema: str) -> None:
     server.dispose()
 
 
+def measure_sqlite(n: int) -> dict[str, float]:
+    """One round of the SQLite figures, each database fresh."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        out = {
+            "floor_full": raw_sqlite(tmp / "raw-full.db", n),
+            "floor_batched": raw_sqlite_batched(tmp / "raw-batched.db", 20 * n),
+            "schema_moves": schema_floor_moves(tmp / "schema-moves.db", n),
+            "schema_bulk": schema_floor_bulk(tmp / "schema-bulk.db", 20 * n),
+        }
+        engine = engine_on(f"sqlite:///{tmp / 'full.db'}")
+        out["full"] = moves_per_second(engine, started(engine, n, "s"))
+        out["bulk"] = batch_per_second(engine, 20 * n, "b")
+        engine.close()
+        out["floor_normal"] = raw_sqlite(tmp / "raw-normal.db", n, "NORMAL")
+        engine = engine_on(f"sqlite:///{tmp / 'normal.db'}?synchronous=normal")
+        out["normal"] = moves_per_second(engine, started(engine, n, "s"))
+        engine.close()
+    return out
+
+
+def measure_postgres(url: str, n: int) -> dict[str, float]:
+    """One round of the PostgreSQL figures, in a fresh schema."""
+    schema = pg_schema(url)
+    try:
+        out = {"floor_pg": raw_postgres(url, n), "floor_pg4": raw_pg_processes(url, n, 4)}
+        engine = engine_on(SQLStore(url, schema=schema))
+        out["one"] = moves_per_second(engine, started(engine, n, "p"))
+        out["pg_bulk"] = batch_per_second(engine, 5 * n, "pb")
+        engine.close()
+        out["four"] = pg_processes(url, schema, n, 4)
+    finally:
+        drop_schema(url, schema)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flows", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg", default=PG)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     n = args.flows
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        floor_full = raw_sqlite(tmp / "raw-full.db", n)
-        floor_batched = raw_sqlite_batched(tmp / "raw-batched.db", 20 * n)
-        schema_moves = schema_floor_moves(tmp / "schema-moves.db", n)
-        schema_bulk = schema_floor_bulk(tmp / "schema-bulk.db", 20 * n)
-        engine = engine_on(f"sqlite:///{tmp / 'full.db'}")
-        full = moves_per_second(engine, started(engine, n, "s"))
-        bulk = batch_per_second(engine, 20 * n, "b")
-        engine.close()
-        floor_normal = raw_sqlite(tmp / "raw-normal.db", n, "NORMAL")
-        engine = engine_on(f"sqlite:///{tmp / 'normal.db'}?synchronous=normal")
-        normal = moves_per_second(engine, started(engine, n, "s"))
-        engine.close()
-    rows += [
-        ["SQLite, WAL, synchronous=FULL (the durable default), 1 move per transaction",
-         f"{full:,.0f}", f"{floor_full:,.0f}", f"{full / floor_full:.2f}",
-         f"{schema_moves:,.0f}", f"{full / schema_moves:.2f}", "≥ 5,000"],
-        ["SQLite, WAL, synchronous=NORMAL, 1 move per transaction", f"{normal:,.0f}",
-         f"{floor_normal:,.0f}", f"{normal / floor_normal:.2f}", "—", "—", "—"],
-        ["SQLite bulk path: `engine.batch()` of 1,000 records (start + 3 moves each)",
-         f"{bulk:,.0f}", f"{floor_batched:,.0f} (batched 1,000)", f"{bulk / floor_batched:.2f}",
-         f"{schema_bulk:,.0f}", f"{bulk / schema_bulk:.2f}", "≥ 100,000"],
-    ]
     try:
-        schema = pg_schema(args.pg)
+        drop_schema(args.pg, "bpf_bench_probe")
+        postgres = True
     except Exception as exc:  # the server may be absent on a user's machine
         print(f"PostgreSQL skipped: {exc}")
-        schema = None
-    if schema is not None:
-        try:
-            floor_pg = raw_postgres(args.pg, n)
-            floor_pg4 = raw_pg_processes(args.pg, n, 4)
-            engine = engine_on(SQLStore(args.pg, schema=schema))
-            one = moves_per_second(engine, started(engine, n, "p"))
-            pg_bulk = batch_per_second(engine, 5 * n, "pb")
-            engine.close()
-            four = pg_processes(args.pg, schema, n, 4)
-        finally:
-            drop_schema(args.pg, schema)
+        postgres = False
+    # Rounds alternate bpf and its floors, so a slow spell of the VM hits both; each figure
+    # is the median of the rounds, and each ratio the median of the rounds' ratios.
+    rounds = []
+    for r in range(args.rounds):
+        figures = measure_sqlite(n)
+        if postgres:
+            figures |= measure_postgres(args.pg, n)
+        rounds.append(figures)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items()))
+
+    def m(key: str) -> str:
+        values = sorted(f[key] for f in rounds)
+        text = f"{statistics.median(values):,.0f}"
+        return text if len(values) == 1 else f"{text} ({values[0]:,.0f}–{values[-1]:,.0f})"
+
+    def ratio(a: str, b: str) -> str:
+        return f"{statistics.median(f[a] / f[b] for f in rounds):.2f}"
+
+    rows = [
+        ["SQLite, WAL, synchronous=FULL (the durable default), 1 move per transaction",
+         m("full"), m("floor_full"), ratio("full", "floor_full"), m("schema_moves"),
+         ratio("full", "schema_moves"), "≥ 5,000"],
+        ["SQLite, WAL, synchronous=NORMAL, 1 move per transaction", m("normal"),
+         m("floor_normal"), ratio("normal", "floor_normal"), "—", "—", "—"],
+        ["SQLite bulk path: `engine.batch()` of 1,000 records (start + 3 moves each)",
+         m("bulk"), m("floor_batched") + " (batched 1,000)", ratio("bulk", "floor_batched"),
+         m("schema_bulk"), ratio("bulk", "schema_bulk"), "≥ 100,000"],
+    ]
+    if postgres:
         rows += [
-            ["PostgreSQL, one connection, 1 move per transaction", f"{one:,.0f}",
-             f"{floor_pg:,.0f}", f"{one / floor_pg:.2f}", "—", "—", "≥ 1,500"],
-            ["PostgreSQL, 4 processes, 1 move per transaction (aggregate)", f"{four:,.0f}",
-             f"{floor_pg4:,.0f} (4 processes: {floor_pg4 / floor_pg:.2f}× its one connection)",
-             f"{four / floor_pg4:.2f}", "—", "—",
-             f"near-linear: bpf {four / one:.2f}× its one connection"],
-            ["PostgreSQL bulk path: `engine.batch()` of 1,000 records", f"{pg_bulk:,.0f}",
-             f"{floor_pg:,.0f}", f"{pg_bulk / floor_pg:.2f}", "—", "—", "—"],
+            ["PostgreSQL, one connection, 1 move per transaction", m("one"), m("floor_pg"),
+             ratio("one", "floor_pg"), "—", "—", "≥ 1,500"],
+            ["PostgreSQL, 4 processes, 1 move per transaction (aggregate)", m("four"),
+             m("floor_pg4") + f" (4 processes: {ratio('floor_pg4', 'floor_pg')}× its one "
+             "connection)", ratio("four", "floor_pg4"), "—", "—",
+             f"near-linear: bpf {ratio('four', 'one')}× its one connection"],
+            ["PostgreSQL bulk path: `engine.batch()` of 1,000 records", m("pg_bulk"),
+             m("floor_pg"), ratio("pg_bulk", "floor_pg"), "—", "—", "—"],
         ]
     body = table(rows, ["persisted", "operations/s", "raw DB-API floor (moves/s)",
                         "ratio to floor", "bpf's tables, bare driver", "ratio", "target"])
-    body += (f"\n\n{n:,} flows × 3 forward moves per measurement; the bulk rows count a start and "
+    body += (f"\n\nMedian (and range) of {args.rounds} rounds, each with fresh databases; "
+             f"{n:,} flows × 3 forward moves per measurement; the bulk rows count a start and "
              "each move as one operation. The raw floor is one UPDATE + one INSERT per "
              "transaction with the bare driver (sqlite3 / psycopg), same durability settings; "
              "for the SQLite bulk row, the same pairs with executemany, 1,000 per transaction; for "
@@ -408,7 +441,7 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("store", "Persisted moves", body,
-                      f"python benchmarks/bench_store.py --flows {n}")
+                      f"python benchmarks/bench_store.py --flows {n} --rounds {args.rounds}")
 
 
 if __name__ == "__main__":
