@@ -860,6 +860,11 @@ class SQLStore(Store):
                     exc._bpf_dropped = True  # type: ignore[attr-defined]
                     self._writer = None
                     writer.invalidate()
+                elif not isinstance(exc, Exception):
+                    # Interrupted (KeyboardInterrupt...) with a statement perhaps in flight:
+                    # the connection's state is unknown, so the next write takes a new one.
+                    self._writer = None
+                    writer.invalidate()
                 raise
         return states
 
