@@ -189,10 +189,9 @@ _LAST_COLUMNS = (
 # The write statements take positional parameters: one tuple per row, built in these orders
 # (`_Statements` checks them against what SQLAlchemy compiled). A tuple is cheaper to
 # build and to bind than a dict, which matters on the bulk path (docs/performance.md).
-_UPDATE_ORDER = (
-    "version", "stage", "stage_started_at", "traversed", "status", "completed_at", "outcome",
-    "revision", "changed_at", "entered", "advanced", "b_id", "b_expected",
-)
+_FIXED_COLUMNS = ("id", "process", "record_id", "started_at")  # never changed by an UPDATE
+_UPDATED_COLUMNS = tuple(c for c in _FLOW_COLUMNS if c not in _FIXED_COLUMNS)
+_UPDATE_ORDER = (*_UPDATED_COLUMNS, "b_id", "b_expected")
 _HISTORY_ORDER = (*_HISTORY_COLUMNS, "seconds", "entered_first", "advanced_first")
 _LAST_ORDER = ("record_id", *_LAST_COLUMNS)
 _ACTIVE_ORDER = ("record_id", "active_flow_id")
@@ -210,7 +209,6 @@ _INSERT_HISTORY = history.insert()
 _UPDATE_FLOW = flows.update().where(
     flows.c.id == sa.bindparam("b_id"), flows.c.revision == sa.bindparam("b_expected")
 )
-_FIXED_COLUMNS = ("id", "process", "record_id", "started_at")
 _FLOW_ROW_COLUMNS = (
     flows.c.id, flows.c.process, flows.c.version, flows.c.stage, flows.c.stage_started_at,
     flows.c.traversed, flows.c.status, flows.c.started_at, flows.c.completed_at,
@@ -292,18 +290,15 @@ def _single_move_statement() -> Any:
         flows.update()
         .where(flows.c.id == sa.bindparam("b_id"),
                flows.c.revision == sa.bindparam("b_expected"))
-        .values({c: sa.bindparam(c, type_=flows.c[c].type)
-                 for c in _FLOW_COLUMNS if c not in _FIXED_COLUMNS})
+        .values({c: sa.bindparam(c, type_=flows.c[c].type) for c in _UPDATED_COLUMNS})
         .returning(flows.c.id)
         .cte("moved")
     )
-    history_columns = [*_HISTORY_COLUMNS, "seconds", "entered_first", "advanced_first"]
     entry = history.insert().from_select(
-        history_columns, params(history, "h_", history_columns).select_from(updated)
+        _HISTORY_ORDER, params(history, "h_", _HISTORY_ORDER).select_from(updated)
     ).cte("entry")
-    last_columns = ["record_id", *_LAST_COLUMNS]
     last = pg_dialect.insert(records).from_select(
-        last_columns, params(records, "r_", last_columns).select_from(updated)
+        _LAST_ORDER, params(records, "r_", _LAST_ORDER).select_from(updated)
     )
     last = last.on_conflict_do_update(
         index_elements=[records.c.record_id],
@@ -352,9 +347,8 @@ class _Statements:
                        else operator.itemgetter(*(order.index(n) for n in names)))
             self._sql[name] = (str(compiled), reorder)
 
-        updated = [c for c in _FLOW_COLUMNS if c not in _FIXED_COLUMNS]
         add("insert_flow", _INSERT_FLOW, _FLOW_COLUMNS, _FLOW_COLUMNS)
-        add("update_flow", _UPDATE_FLOW, _UPDATE_ORDER, [*updated, "b_id", "b_expected"])
+        add("update_flow", _UPDATE_FLOW, _UPDATE_ORDER, _UPDATE_ORDER)
         add("insert_flow_record", _INSERT_FLOW_RECORD, _SPAN_ORDER, _SPAN_ORDER)
         add("insert_history", _INSERT_HISTORY, _HISTORY_ORDER, _HISTORY_ORDER)
         add("upsert_active", upsert_active, _ACTIVE_ORDER, _ACTIVE_ORDER)
@@ -442,10 +436,17 @@ class _State:
                       set(self.advanced))
 
 
+def _stored_state(
+    revision: int, status: str, changed_at: datetime | None, entered: str, advanced: str
+) -> _State:
+    """A flow's state from its stored columns (``changed_at`` as an aware datetime)."""
+    return _State(revision, status == "active", changed_at, set(json.loads(entered)),
+                  set(json.loads(advanced)))
+
+
 def _state_of(r: Any) -> _State:
-    """A flow's state from a row with its revision, status, changed_at, entered, advanced."""
-    return _State(r.revision, r.status == "active", r.changed_at, set(json.loads(r.entered)),
-                  set(json.loads(r.advanced)))
+    """A flow's state from a row read through SQLAlchemy."""
+    return _stored_state(r.revision, r.status, r.changed_at, r.entered, r.advanced)
 
 
 DateTimeIn = Callable[[datetime], Any]  # an aware datetime as the driver takes it
@@ -687,8 +688,8 @@ class SQLStore(Store):
         connect_args: dict[str, Any] = {}
         if "connect_timeout" not in url.query:
             connect_args["connect_timeout"] = 10
-        # No pre-ping: writes retry once on a dropped connection (see `write`); reads are
-        # single statements that fail with a StoreError the caller may retry.
+        # No pre-ping: writes (`write`) and reads (`_retry_dropped`) retry once on a
+        # connection the server dropped.
         return sa.create_engine(url, connect_args=connect_args)
 
     def _open(self) -> None:
@@ -895,18 +896,23 @@ class SQLStore(Store):
         COMMIT), with the same all-or-nothing outcome."""
         statements = self._statements
         assert statements is not None
-        state = known.copy()
-        row = _history_params(entry, state, _aware)
-        state.revision = expected + 1
-        params = (*_update_params(flow, state, expected, _aware), *row,
-                  *_last_params(entry.record_id, entry, _aware))
+        state, update, row = self._plan_move(flow, expected, entry, known)
+        params = (*update, *row, *_last_params(entry.record_id, entry, _aware))
         (updated,) = statements.execute(cursor, "single_move", params).fetchone()
         if updated != 1:
-            found = self._state_in_store(cursor, flow.id)
-            if found is None:
-                raise FlowNotFoundError(f"flow {flow.id!r} is not in the store {self.url}")
-            raise self._conflict(flow.id, found.revision, expected)
+            self._raise_conflict(cursor, [update])
         return {flow.id: state}
+
+    def _plan_move(
+        self, flow: Any, expected: int, entry: StageChange, known: _State
+    ) -> tuple[_State, tuple[Any, ...], tuple[Any, ...]]:
+        """A single stage change: the flow's state after it, its UPDATE and its history row."""
+        state = known.copy()
+        row = _history_params(entry, state, self._datetime)
+        state.revision = expected + 1
+        if flow.revision != state.revision:  # the engine and the ops disagree
+            raise self._conflict(flow.id, flow.revision, state.revision)
+        return state, _update_params(flow, state, expected, self._datetime), row
 
     def _apply(self, cursor: Any, ops: Sequence[Op]) -> dict[str, _State]:
         """Write ``ops`` with ``cursor``; returns the state each written flow is left in."""
@@ -996,17 +1002,13 @@ class SQLStore(Store):
         """`_apply` for one stage change of a flow known at its revision: three statements."""
         statements = self._statements
         assert statements is not None
-        dt = self._datetime
-        state = known.copy()
-        row = _history_params(entry, state, dt)
-        state.revision = expected + 1
-        if flow.revision != state.revision:  # the engine and the ops disagree
-            raise self._conflict(flow.id, flow.revision, state.revision)
-        params = _update_params(flow, state, expected, dt)
-        if statements.execute(cursor, "update_flow", params).rowcount != 1:
-            self._raise_conflict(cursor, [params])
+        state, update, row = self._plan_move(flow, expected, entry, known)
+        if statements.execute(cursor, "update_flow", update).rowcount != 1:
+            self._raise_conflict(cursor, [update])
         statements.execute(cursor, "insert_history", row)
-        statements.execute(cursor, "upsert_last", _last_params(entry.record_id, entry, dt))
+        statements.execute(
+            cursor, "upsert_last", _last_params(entry.record_id, entry, self._datetime)
+        )
         return {flow.id: state}
 
     def _read_states(self, cursor: Any, ids: list[str], states: dict[str, _State]) -> None:
@@ -1026,12 +1028,12 @@ class SQLStore(Store):
         if row is None:
             return None
         revision, status, changed_at, entered, advanced = row
-        if isinstance(changed_at, str):  # SQLite keeps naive UTC text
+        # Read on the driver's cursor, so without _UTC's conversion: SQLite keeps naive text.
+        if isinstance(changed_at, str):
             changed_at = datetime.fromisoformat(changed_at).replace(tzinfo=UTC)
         elif changed_at is not None:
             changed_at = changed_at.astimezone(UTC)
-        return _State(revision, status == "active", changed_at, set(json.loads(entered)),
-                      set(json.loads(advanced)))
+        return _stored_state(revision, status, changed_at, entered, advanced)
 
     def _raise_conflict(self, cursor: Any, params: list[tuple[Any, ...]]) -> None:
         """An UPDATE found another revision: raise `ConcurrencyError` naming the flow."""
@@ -1178,14 +1180,18 @@ class SQLStore(Store):
         with self._errors("cannot count flows"), self._transaction() as conn:
             return {(v, s): n for s, v, n in conn.execute(statement)}
 
+    def _count_by(self, statement: Any) -> dict[str, int]:
+        """``{key: count}`` from a two-column GROUP BY."""
+        with self._errors("cannot count flows"), self._transaction() as conn:
+            return {k: n for k, n in conn.execute(statement)}
+
     @_retry_dropped
     def status_counts(self, process: str) -> dict[str, int]:
         f = flows.c
         statement = (
             sa.select(f.status, sa.func.count()).where(f.process == process).group_by(f.status)
         )
-        with self._errors("cannot count flows"), self._transaction() as conn:
-            return {k: n for k, n in conn.execute(statement)}
+        return self._count_by(statement)
 
     @_retry_dropped
     def reached_counts(self, process: str) -> dict[str, int]:
@@ -1194,8 +1200,7 @@ class SQLStore(Store):
             sa.select(h.to_stage, sa.func.count())
             .where(h.process == process, h.entered_first == 1).group_by(h.to_stage)
         )
-        with self._errors("cannot count flows"), self._transaction() as conn:
-            return {k: n for k, n in conn.execute(statement)}
+        return self._count_by(statement)
 
     @_retry_dropped
     def advanced_counts(self, process: str) -> dict[str, int]:
@@ -1204,8 +1209,7 @@ class SQLStore(Store):
             sa.select(h.from_stage, sa.func.count())
             .where(h.process == process, h.advanced_first == 1).group_by(h.from_stage)
         )
-        with self._errors("cannot count flows"), self._transaction() as conn:
-            return {k: n for k, n in conn.execute(statement)}
+        return self._count_by(statement)
 
     def _stale_condition(self, key: tuple[int, str], cutoff: datetime) -> list[Any]:
         f = flows.c
