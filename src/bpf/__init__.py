@@ -5,6 +5,8 @@ runs flows of them on records, gates forward moves on required steps, keeps the 
 and the history, and persists flows in SQLite or PostgreSQL.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from bpf._errors import (
     AccessDenied,
     BpfError,
@@ -27,12 +29,29 @@ from bpf._errors import (
     UnknownProcessError,
     UnknownStageError,
 )
-from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
-from bpf.definition.loader import load_process, loads_process
-from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
-from bpf.definition.standard import standard_process, standard_processes
-from bpf.runtime.engine import Engine
-from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange
+
+if TYPE_CHECKING:
+    from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
+    from bpf.definition.loader import load_process, loads_process
+    from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
+    from bpf.definition.standard import standard_process, standard_processes
+    from bpf.runtime.engine import Engine
+    from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange
+
+# The definitions and the engine are imported on first use: the pytest plugin
+# (bpf.testing.plugin) is loaded in every pytest run of a project with bpf installed, and
+# importing them (jsonschema, yaml, transitions, SQLAlchemy) would cost every run ~0.15 s.
+_LAZY = {
+    **dict.fromkeys(("All", "AnyOf", "Compare", "Condition", "Not"), "bpf.definition.conditions"),
+    **dict.fromkeys(("load_process", "loads_process"), "bpf.definition.loader"),
+    **dict.fromkeys(("Branch", "Outcome", "ProcessDefinition", "Stage", "Step"),
+                    "bpf.definition.model"),
+    **dict.fromkeys(("standard_process", "standard_processes"), "bpf.definition.standard"),
+    "Engine": "bpf.runtime.engine",
+    **dict.fromkeys(("Actor", "Flow", "FlowEvent", "StageChange"), "bpf.runtime.flow"),
+}
+# Subpackages reachable as attributes after a plain ``import bpf``, as when it imported them.
+_SUBMODULES = frozenset({"cli", "definition", "reports", "runtime", "store", "testing"})
 
 __version__ = "0.1.0"
 
@@ -77,3 +96,21 @@ __all__ = [
     "standard_process",
     "standard_processes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"bpf.{name}")
+    else:
+        raise AttributeError(f"module 'bpf' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

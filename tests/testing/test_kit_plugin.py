@@ -112,3 +112,16 @@ def test_the_plugin_costs_nothing_when_unused() -> None:
     assert hypothesis == "False"
     assert float(seconds) < 0.5, f"importing the plugin took {seconds}s"
     assert time.perf_counter() - started < 10
+
+
+def test_the_plugin_loads_neither_the_engine_nor_its_libraries() -> None:
+    # It is loaded in every pytest run of a project with bpf installed: the definitions and
+    # the engine (jsonschema, yaml, transitions, SQLAlchemy) come in only when used.
+    code = (
+        "import sys; import bpf.testing.plugin; "
+        "print(*sorted(m for m in ('bpf.runtime.engine', 'bpf.definition.loader', 'jsonschema', "
+        "'sqlalchemy', 'transitions', 'yaml') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == []
