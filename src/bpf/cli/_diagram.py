@@ -9,15 +9,13 @@ SVG, PNG or PDF runs Graphviz's ``dot`` program when it is installed.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-from transitions import State
-from transitions.extensions.diagrams import GraphMachine, TransitionGraphSupport
 
 from bpf.cli._common import CliError, load_definition
 from bpf.definition.model import ProcessDefinition, Stage
@@ -100,25 +98,31 @@ def _finish_label(definition: ProcessDefinition) -> str:
 
 # -- mermaid, through transitions ---------------------------------------------------------------
 
-class _Stage(State):
-    """A transitions state that carries the label to draw."""
+@functools.cache
+def _diagram_machine() -> type:
+    """transitions' GraphMachine with states and transitions that carry a label to draw.
 
-    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.label = label
+    Built on first use: the diagrams extension imports transitions' asyncio support too,
+    which every other ``bpf`` command would pay for at start-up.
+    """
+    from transitions import State
+    from transitions.extensions.diagrams import GraphMachine, TransitionGraphSupport
 
+    class _Stage(State):
+        def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.label = label
 
-class _Branch(TransitionGraphSupport):
-    """A transitions transition that carries the label to draw."""
+    class _Branch(TransitionGraphSupport):
+        def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.label = label
 
-    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.label = label
+    class _DiagramMachine(GraphMachine):
+        state_cls = _Stage
+        transition_cls = _Branch
 
-
-class _DiagramMachine(GraphMachine):
-    state_cls = _Stage
-    transition_cls = _Branch
+    return _DiagramMachine
 
 
 _SAFE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -137,7 +141,7 @@ def _mermaid_text(text: str) -> str:
 def mermaid(definition: ProcessDefinition) -> str:
     """The process as a Mermaid state diagram, drawn by transitions' mermaid engine."""
     ids = _ids(definition)
-    machine = _DiagramMachine(
+    machine = _diagram_machine()(
         states=[{"name": ids[s.id], "label": _mermaid_text(stage_label(s))}
                 for s in definition.stages],
         initial=ids[definition.first_stage.id],
