@@ -40,6 +40,7 @@ def test_next_is_refused_while_required_steps_are_empty(engine, deal):
     ]
     assert "Identify Account (parentaccountid)" in str(refused.value)
     assert isinstance(refused.value, bpf.TransitionError)
+    assert refused.value.reason == "gate"
     assert snapshot(engine, flow, deal) == before
 
 

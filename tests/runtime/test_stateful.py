@@ -115,10 +115,12 @@ class Runtime(RuleBasedStateMachine):
             target = data.draw(st.sampled_from([s.id for s in flow.process.stages]))
             moved = self.attempt(lambda: flow.set_active(target, actor=actor))
             expected = target if target in path[:-1] else None
-        if moved is not None:
-            assert moved.id == expected
-            assert flow.traversed_path == path[: path.index(expected) + 1]
-            self.phase[flow.history[-1].record_id] = moved.phase
+        if moved is None:  # refused: only for a reason the definition gives
+            assert expected is None or flow.status != "active" or not allowed(flow.process, actor)
+            return
+        assert moved.id == expected
+        assert flow.traversed_path == path[: path.index(expected) + 1]
+        self.phase[flow.history[-1].record_id] = moved.phase
 
     @precondition(lambda self: self.flows)
     @rule(data=st.data(), actor=ACTORS, outcome=st.sampled_from([None, "won", "lost"]))
@@ -131,6 +133,9 @@ class Runtime(RuleBasedStateMachine):
             if done:
                 assert status == "active" and at_last
                 assert outcome is None or outcome in flow.process.outcomes
+            else:  # refused: only for a reason the definition gives
+                assert not (status == "active" and at_last and allowed(flow.process, actor)
+                            and (outcome is None or outcome in flow.process.outcomes))
         elif operation == "abandon":
             done = self.attempt(lambda: flow.abandon(actor=actor) or True)
             assert bool(done) == (status == "active" and allowed(flow.process, actor))
