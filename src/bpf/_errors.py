@@ -66,10 +66,13 @@ class FlowError(BpfError):
 class TransitionError(FlowError):
     """The move is not possible from the flow's current state; `.reason` says why.
 
-    Reasons: ``"end"`` (no stage after the last), ``"beginning"`` (no stage before the first),
-    ``"unreachable"`` (stage not on the traversed path), ``"status"`` (flow is finished or aborted,
-    or not), ``"entity"`` (the next stage needs a record of another entity), ``"outcome"``
-    (unknown outcome).
+    Reasons: ``"gate"`` (a `StageGateError`: required steps not filled), ``"end"`` (no stage
+    after the last, or finish at a stage that is not last), ``"beginning"`` (no stage before the
+    first), ``"active"`` (set_active to the stage already active), ``"unreachable"`` (stage not on
+    the traversed path), ``"status"`` (flow is finished or aborted, or reactivate of an active
+    flow), ``"entity"`` (the stage needs a record of another entity, or another record was
+    passed), ``"outcome"`` (unknown outcome), ``"branch"`` (no branch condition holds and there
+    is no default branch), ``"migrate"`` (a flow's stage has no counterpart in the target version).
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
@@ -90,7 +93,8 @@ class FlowExistsError(FlowError):
 
 
 class FlowNotFoundError(FlowError, LookupError):
-    """The record has no flow of that process."""
+    """The flow is not there: the record has no flow of that process, no flow has that id
+    (`Engine.get_flow`), or the store no longer holds it (on `Flow.refresh` or a write)."""
 
 
 class AccessDenied(FlowError):
@@ -102,7 +106,9 @@ class Cancel(FlowError):
 
 
 class HookError(BpfError):
-    """A hook or stage action raised; `__cause__` holds the original exception."""
+    """A hook, stage action or record factory raised (or the factory returned None);
+    `__cause__` holds the original exception, if any. Raised by a ``*_changed`` hook, it comes
+    after the change was committed: the change stands."""
 
 
 class RecordError(BpfError):
