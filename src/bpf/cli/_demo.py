@@ -17,6 +17,7 @@ from typing import Any
 
 import bpf
 from bpf.cli._common import CliError, database_url, open_engine, sqlite_path
+from bpf.cli._reports import funnel_text
 from bpf.runtime.engine import utcnow
 
 HELP = "a salesperson's month in one command: gates, branches, two flows, won, lost, the funnel"
@@ -246,8 +247,6 @@ class Demo:
                  "Qualify with nothing filled in.")
 
     def funnel(self) -> None:
-        from bpf.cli._reports import funnel_text
-
         self.clock.now = utcnow()
         self.say()
         print(funnel_text(self.engine, self.gated, by="stage"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bpf.cli._common import (
     register_all,
 )
 from bpf.cli._output import bar, duration, percent, probability, table
+from bpf.definition.loader import shipped_names
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import utcnow
 
@@ -147,7 +149,7 @@ def funnel_text(engine: bpf.Engine, definition: ProcessDefinition, by: str = "st
                  f"{'s' if active != 1 else ''} (each counted at its {by}'s probability)")
     lines.append(f"  CONV: share of the flows reaching the {by} that moved on; MEDIAN: median "
                  f"time in the {by}")
-    stale = list(_first(reports.stale_flows(engine, definition.process), STALE_LISTED + 1))
+    stale = list(islice(reports.stale_flows(engine, definition.process), STALE_LISTED + 1))
     if stale:
         now = utcnow()
         listed = ", ".join(
@@ -159,16 +161,9 @@ def funnel_text(engine: bpf.Engine, definition: ProcessDefinition, by: str = "st
     return "\n".join(lines)
 
 
-def _first(items: Any, n: int) -> Any:
-    for i, item in enumerate(items):
-        if i >= n:
-            return
-        yield item
-
-
 def _processes_in(engine: bpf.Engine) -> list[ProcessDefinition]:
     """The shipped processes (and examples) that have flows in the engine's store."""
-    names = [d.process for d in bpf.standard_processes()] + example_names()
+    names = [*shipped_names(), *example_names()]
     found = []
     for name in names:
         if engine.store.status_counts(name):
@@ -183,14 +178,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot write a chart to {output}: give a .png, .svg or .pdf file")
     chosen = [load_definition(args.process)] if args.process else None
     with bpf.Engine(url) as engine:
-        register_all(engine, chosen or [], quiet=True)
         definitions = chosen or _processes_in(engine)
-        if not chosen:
-            if not definitions:
-                raise CliError(f"no flows of a shipped process in {engine.store.url}; name "
-                               "your process with --process NAME|FILE")
-            register_all(engine, definitions, quiet=True)
-        elif not engine.store.status_counts(chosen[0].process):
+        if not definitions:
+            raise CliError(f"no flows of a shipped process in {engine.store.url}; name "
+                           "your process with --process NAME|FILE")
+        register_all(engine, definitions, quiet=True)
+        if chosen and not engine.store.status_counts(chosen[0].process):
             raise CliError(f"no {chosen[0].process!r} flows in {engine.store.url}")
         if output is not None:
             from bpf.cli._chart import funnel_chart

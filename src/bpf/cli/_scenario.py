@@ -78,8 +78,15 @@ def read_scenario(path: Path) -> Scenario:
     except UnicodeDecodeError as exc:
         raise CliError(f"{path}: not a text file ({exc.reason})") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            # The top-level (key, value) nodes as written: constructing the data flattens merge
+            # keys (`<<`) in the node tree in place.
+            pairs = list(root.value) if isinstance(root, yaml.MappingNode) else []
+            data = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -91,7 +98,7 @@ def read_scenario(path: Path) -> Scenario:
 
     if not isinstance(data, dict):
         raise fail(1, "a scenario is a mapping with `steps:` (and `actors:`, `processes:`)")
-    lines = _key_lines(root)
+    lines = _key_lines(pairs)
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise fail(lines.get(unknown[0], 1), f"unknown key {unknown[0]!r}; a scenario has "
@@ -112,7 +119,7 @@ def read_scenario(path: Path) -> Scenario:
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise fail(lines.get("steps", 1), "`steps` is a list of steps (start, set, next...)")
-    step_lines = _item_lines(root, "steps")
+    step_lines = _item_lines(pairs, "steps")
     steps = []
     known: set[str] = set()
     for number, (raw, line) in enumerate(zip(raw_steps, step_lines, strict=True), 1):
@@ -190,14 +197,12 @@ def _step(number: int, line: int, raw: Any, known: set[str],
                 expect, body, new_record)
 
 
-def _key_lines(root: Any) -> dict[Any, int]:
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in root.value}
+def _key_lines(pairs: list[tuple[Any, Any]]) -> dict[Any, int]:
+    return {k.value: k.start_mark.line + 1 for k, _ in pairs}
 
 
-def _item_lines(root: Any, key: str) -> list[int]:
-    for k, v in root.value:
+def _item_lines(pairs: list[tuple[Any, Any]], key: str) -> list[int]:
+    for k, v in pairs:
         if k.value == key and isinstance(v, yaml.SequenceNode):
             return [item.start_mark.line + 1 for item in v.value]
     return []

@@ -8,7 +8,6 @@ same rule the runtime follows.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from bpf._errors import Problem
 from bpf.definition._yaml import Locator, Path
 from bpf.definition.conditions import OPERATORS
 from bpf.definition.model import DEFAULT_CATEGORIES, Branch, ProcessDefinition, Stage
+from bpf.definition.schema import did_you_mean
 
 #: Dynamics 365 limits; bpf handles more, so exceeding them is a warning.
 MAX_STAGES = 30
@@ -121,8 +121,7 @@ class _Checker:
         for i, stage in self.stages:
             category = stage.get("category")
             if isinstance(category, str) and category not in names:
-                close = difflib.get_close_matches(category, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(category, names)
                 where = "the process's `categories`" if "categories" in self.data else \
                     "the standard categories"
                 self.error(("stages", i, "category"), f"category {category!r} is not among "
@@ -140,7 +139,7 @@ class _Checker:
 
     # -- branches --------------------------------------------------------------------------------
 
-    def branches_of(self, i: int, stage: Mapping[str, Any]) -> Iterator[tuple[int, Any]]:
+    def branches_of(self, stage: Mapping[str, Any]) -> Iterator[tuple[int, Any]]:
         branches = stage.get("next")
         if isinstance(branches, list):
             yield from enumerate(branches)
@@ -163,8 +162,7 @@ class _Checker:
             for j, branch in enumerate(branches):
                 target = branch.get("stage") if isinstance(branch, Mapping) else None
                 if isinstance(target, str) and target not in self.ids:
-                    close = difflib.get_close_matches(target, list(self.ids), n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    hint = did_you_mean(target, list(self.ids))
                     self.error(("stages", i, "next", j, "stage"),
                                f"stage {target!r} does not exist{hint}; stages: "
                                f"{', '.join(self.ids)}")
@@ -173,7 +171,7 @@ class _Checker:
 
     def check_conditions(self) -> None:
         for i, stage in self.stages:
-            for j, branch in self.branches_of(i, stage):
+            for j, branch in self.branches_of(stage):
                 if isinstance(branch, Mapping) and "when" in branch:
                     self.check_condition(branch["when"], ("stages", i, "next", j, "when"))
 
@@ -252,7 +250,7 @@ class _Checker:
     def branch_path(self, source: str, target: str) -> Path:
         i = self.ids[source]
         stage = self.stages[i][1]
-        for j, branch in self.branches_of(i, stage):
+        for j, branch in self.branches_of(stage):
             if isinstance(branch, Mapping) and branch.get("stage") == target:
                 return ("stages", i, "next", j, "stage")
         return ("stages", i, "id")

@@ -6,7 +6,7 @@ Every problem found in a file is reported at once in one `DefinitionError`, each
 
 from __future__ import annotations
 
-import difflib
+import functools
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -31,7 +31,7 @@ from bpf.definition.model import (
     Step,
     phase_of,
 )
-from bpf.definition.schema import schema_problems
+from bpf.definition.schema import did_you_mean, schema_problems
 
 _T = TypeVar("_T")
 
@@ -150,8 +150,7 @@ def _base(ref: str, base_dir: Path, chain: tuple[str, ...], locator: Locator,
     else:
         names = shipped_names()
         if ref not in names:
-            close = difflib.get_close_matches(ref, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(ref, names)
             problems.append(locator.problem(at, f"unknown process {ref!r} to extend{hint}: "
                                             f"shipped processes are {', '.join(names)}; a file "
                                             "path needs a '/' or a .yaml suffix"))
@@ -182,19 +181,16 @@ def _shipped_directory() -> Traversable:
     return resources.files(SHIPPED_PACKAGE)
 
 
-_shipped_names: tuple[str, ...] | None = None
 _shipped: dict[str, _Loaded] = {}
 
 
+@functools.cache
 def shipped_names() -> tuple[str, ...]:
     """The names of the shipped processes: ``processes/NAME.yaml`` holds ``process: NAME``."""
-    global _shipped_names
-    if _shipped_names is None:
-        _shipped_names = tuple(sorted(
-            entry.name[: -len(".yaml")] for entry in _shipped_directory().iterdir()
-            if entry.is_file() and entry.name.endswith(".yaml")
-        ))
-    return _shipped_names
+    return tuple(sorted(
+        entry.name[: -len(".yaml")] for entry in _shipped_directory().iterdir()
+        if entry.is_file() and entry.name.endswith(".yaml")
+    ))
 
 
 def _load_shipped(name: str, chain: tuple[str, ...] = ()) -> _Loaded:

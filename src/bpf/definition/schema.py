@@ -14,11 +14,9 @@ import datetime
 import difflib
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from typing import Any
-
-import jsonschema
 
 from bpf._errors import Problem
 from bpf.definition._yaml import Locator, Path
@@ -47,6 +45,9 @@ def process_schema() -> Mapping[str, Any]:
 @functools.cache
 def _validators() -> tuple[Any, Any]:
     # Compiled once: building a validator resolves every $ref, which costs more than a load.
+    # jsonschema is imported here, not at the top: importing bpf need not pay for it.
+    import jsonschema
+
     schema = process_schema()
     cls = jsonschema.validators.validator_for(schema)
     document = cls(schema)
@@ -126,7 +127,7 @@ def _message(error: Any, schema: Mapping[str, Any], subject: str) -> str | None:
     if error.validator == "enum":
         allowed = ", ".join(str(v) for v in value)
         message = f"{subject} must be one of {allowed}; not {_repr(instance)}"
-        return message + _did_you_mean(instance, [str(v) for v in value])
+        return message + did_you_mean(instance, [str(v) for v in value], _backticked)
     if error.validator == "const":
         return f"{subject} must be {_repr(value)}, not {_repr(instance)}"
     if error.validator == "pattern":
@@ -155,7 +156,7 @@ def _unknown_keys(error: Any, schema: Mapping[str, Any], path: Path,
     for key in error.instance:
         if key in allowed:
             continue
-        message = f"unknown key `{key}` in {title}" + _did_you_mean(key, allowed)
+        message = f"unknown key `{key}` in {title}" + did_you_mean(key, allowed, _backticked)
         message += f"; allowed keys: {', '.join(allowed)}"
         yield locator.problem((*path, key), message, key=True)
 
@@ -222,8 +223,17 @@ def _repr(value: Any) -> str:
     return repr(value)
 
 
-def _did_you_mean(word: Any, candidates: list[str]) -> str:
+def did_you_mean(word: Any, names: Iterable[str],
+                 quote: Callable[[str], str] = repr) -> str:
+    """`` (did you mean 'name'?)`` for the one of ``names`` closest to ``word``, else ``""``.
+
+    Also ``""`` when ``word`` is not text; ``quote`` writes the name (`repr` by default).
+    """
     if not isinstance(word, str):
         return ""
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" (did you mean `{close[0]}`?)" if close else ""
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return f" (did you mean {quote(close[0])}?)" if close else ""
+
+
+def _backticked(name: str) -> str:
+    return f"`{name}`"

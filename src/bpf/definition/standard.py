@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 
 from bpf._errors import UnknownProcessError
 from bpf.definition.loader import shipped_names, shipped_process
 from bpf.definition.model import ProcessDefinition
+from bpf.definition.schema import did_you_mean
 
 
 def standard_process(name: str) -> ProcessDefinition:
@@ -17,10 +17,9 @@ def standard_process(name: str) -> ProcessDefinition:
     """
     names = shipped_names()
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownProcessError(
-            f"no shipped process {name!r}{hint}; shipped processes: {', '.join(names)}"
+            f"no shipped process {name!r}{did_you_mean(name, names)}; shipped processes: "
+            f"{', '.join(names)}"
         )
     return shipped_process(name)
 

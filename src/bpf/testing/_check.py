@@ -11,6 +11,7 @@ import attrs
 import hypothesis
 from hypothesis.stateful import run_state_machine_as_test
 
+from bpf.definition.loader import load_process
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import Engine
 from bpf.testing._machine import FlowMachine, ProcessCheckFailed, default_settings, minimize
@@ -51,9 +52,7 @@ def _load(process: Process) -> ProcessDefinition:
     if isinstance(process, ProcessDefinition):
         return process
     if isinstance(process, (str, os.PathLike)):
-        import bpf
-
-        return bpf.load_process(Path(process))  # type: ignore[attr-defined]
+        return load_process(Path(process))
     raise TypeError(
         f"check_process takes a path to a process YAML or a ProcessDefinition, got "
         f"{type(process).__name__}"
@@ -79,7 +78,8 @@ def check_process(
     "memory" runs in memory; "sqlite" on a temporary file per example, also checking that a
     new engine sees the same state. ``engine_factory`` makes each engine (called with the
     store URL, or with None or nothing in memory). ``seed`` or ``derandomize`` make the run
-    reproducible; ``settings`` (Hypothesis settings) overrides all of those knobs.
+    reproducible. ``settings`` (Hypothesis settings) replaces ``max_examples``, ``steps`` and
+    ``derandomize``; ``seed`` still applies on top of it.
 
     Returns a `CheckReport`. On a violation raises `ProcessCheckFailed` (an AssertionError)
     whose message is the shrunk counterexample as readable steps and the property broken.

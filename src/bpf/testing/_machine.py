@@ -1226,9 +1226,6 @@ def FlowMachine(
     entities = dict.fromkeys(e for d in definitions for e in d.entities)
     pipeline_fields = frozenset(d.pipeline_field for d in definitions if d.pipeline_field)
     fields = {e: entity_fields(definitions, e) for e in entities}
-    for e in fields:
-        # Nobody edits a pipeline field or an outcome's fields by hand here: those belong to bpf.
-        fields[e] = {f: s for f, s in fields[e].items() if f not in pipeline_fields}
     namespace = {
         "definitions": definitions,
         "store_kind": store or "memory",
