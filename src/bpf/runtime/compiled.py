@@ -1,11 +1,12 @@
 """Compiling a process definition, once per (process, version), for the engine.
 
 `compile_process` builds one model-less `transitions.Machine` per definition: stages are its states
-and each stage's branches are conditional ``next`` transitions, in evaluation order. The machine is
-the graph every flow of that definition shares (diagrams draw it too). The engine's hot path then
-runs on `CompiledStage` rows read off that machine, not on `Event.trigger`: a flow move must
-also gate, pick the branch, write the pipeline field and the history, and transitions' per-event
-dispatch alone costs more than all of that (docs/performance.md has the figures).
+and each stage's branches are conditional ``next`` transitions, in evaluation order. The engine's
+hot path then runs on `CompiledStage` rows read off that machine's transitions, one table every
+flow of that definition shares, not on `Event.trigger`: a flow move must also gate, pick the
+branch, write the pipeline field and the history, and transitions' per-event dispatch alone
+costs more than all of that (docs/performance.md has the figures). Diagrams do not draw this
+machine: `bpf diagram` builds its own from `ProcessDefinition.branches`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ class CompiledStage:
     """One stage as the engine runs it."""
 
     stage: Stage
-    index: int
     required: tuple[Step, ...]
     #: (test or None for the default, target stage id), in evaluation order
     branches: tuple[tuple[Test | None, str], ...]
@@ -41,10 +41,9 @@ class CompiledStage:
 
 @attrs.define(slots=True, frozen=True)
 class CompiledProcess:
-    """A registered definition: its shared machine and its stage table."""
+    """A registered definition and its stage table."""
 
     definition: ProcessDefinition
-    machine: Machine
     stages: Mapping[str, CompiledStage]
     first: CompiledStage
 
@@ -112,17 +111,15 @@ def compile_process(
     table = {
         stage.id: CompiledStage(
             stage=stage,
-            index=index,
             required=stage.required_steps,
             branches=_branches_of(machine, stage.id),
             on_enter=resolve(stage, stage.on_enter, "on_enter"),
             on_exit=resolve(stage, stage.on_exit, "on_exit"),
         )
-        for index, stage in enumerate(definition.stages)
+        for stage in definition.stages
     }
     return CompiledProcess(
         definition=definition,
-        machine=machine,
         stages=table,
         first=table[definition.first_stage.id],
     )

@@ -37,7 +37,7 @@ from bpf._errors import (
 )
 from bpf.definition.model import ProcessDefinition, Stage, Step
 from bpf.runtime.compiled import CompiledProcess, compile_process
-from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange
+from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange, record_entry
 from bpf.runtime.records import field_getter, record_id, set_field
 from bpf.store.base import (
     FlowRow,
@@ -229,10 +229,16 @@ class Engine:
 
     def flow(self, record: Any, process: str) -> Flow:
         """The record's flow of ``process``; `bpf.FlowNotFoundError` when there is none."""
+        flow = self._find_flow(record, process)
+        if flow is None:
+            raise FlowNotFoundError(f"record {record_id(record)!r} has no {process!r} flow")
+        return flow
+
+    def _find_flow(self, record: Any, process: str) -> Flow | None:
         for flow in self.flows(record):
             if flow._compiled.definition.process == process:
                 return flow
-        raise FlowNotFoundError(f"record {record_id(record)!r} has no {process!r} flow")
+        return None
 
     def active_flow(self, record: Any) -> Flow | None:
         """The flow the record shows: the last one started on it or switched to."""
@@ -299,14 +305,13 @@ class Engine:
         when the record has none. Flows keep their own stages."""
         rid = record_id(record)
         with self._lock:
-            for flow in self.flows(record):
-                if flow._compiled.definition.process == process:
-                    self._check_role(flow._compiled.definition, actor, "switch to")
-                    self._transact(flow, [SetActiveFlow(rid, flow.id)], _nothing, (), (),
-                                   "switch", None, flow._stage.stage.id, actor, record,
-                                   quiet=True)
-                    return flow
-            return self.start(process, record, actor=actor)
+            flow = self._find_flow(record, process)
+            if flow is None:
+                return self.start(process, record, actor=actor)
+            self._check_role(flow._compiled.definition, actor, "switch to")
+            self._transact(flow, [SetActiveFlow(rid, flow.id)], _nothing, (), (), "switch", None,
+                           flow._stage.stage.id, actor, record, quiet=True)
+            return flow
 
     def _start(self, compiled: CompiledProcess, record: Any, rid: str, actor: Actor | None) -> Flow:
         definition = compiled.definition
@@ -534,6 +539,12 @@ class Engine:
         )
         saved = _save(flow)
         undos: list[Callable[[], None]] = []
+
+        def rollback() -> None:
+            for step in reversed(undos):
+                step()
+            _restore(flow, saved)
+
         try:
             flow.status = status  # type: ignore[assignment]
             flow.completed_at = None if status == "active" else at
@@ -544,17 +555,9 @@ class Engine:
             for field, value in setters.items():
                 undos.append(set_field(record, field, value))
         except BaseException:
-            for step in reversed(undos):
-                step()
-            _restore(flow, saved)
+            rollback()
             raise
         ops = [UpdateFlow(flow, saved[6], (entry,))]
-
-        def rollback() -> None:
-            for step in reversed(undos):
-                step()
-            _restore(flow, saved)
-
         self._transact(flow, ops, rollback, (), (), kind, stage.id, stage.id, actor, record,
                        from_status=from_status, outcome=outcome)
 
@@ -602,7 +605,7 @@ class Engine:
         """
         from bpf.runtime.migrate import migrate
 
-        return migrate(self, process, to_version, stage_map or {}, actor=actor)
+        return migrate(self, process, to_version, stage_map, actor=actor)
 
     # -- the transaction pattern ------------------------------------------------------------------
 
@@ -713,6 +716,7 @@ class Engine:
         self._check_role(flow._compiled.definition, actor, what)
 
     def _record_obj(self, flow: Flow, entity: str) -> Any:
+        # The loop of `record_entry`, inlined: next() reads its gate through here.
         for e, rid, obj in flow._records:
             if e == entity:
                 if obj is None:
@@ -725,10 +729,8 @@ class Engine:
         raise RecordError(f"the flow has no {entity} record yet")
 
     def _record_id(self, flow: Flow, entity: str) -> str:
-        for e, rid, _ in flow._records:
-            if e == entity:
-                return rid
-        return flow._records[0][1]
+        rid = record_entry(flow._records, entity)[0]
+        return flow._records[0][1] if rid is None else rid
 
     def _getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
         return field_getter(self._record_obj(flow, entity))
@@ -770,9 +772,9 @@ class Engine:
 
     def _lenient_getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
         # Stages ahead on an entity without a record yet are predicted from empty values.
-        for e, _, obj in flow._records:
-            if e == entity and obj is not None:
-                return field_getter(obj)
+        obj = record_entry(flow._records, entity)[1]
+        if obj is not None:
+            return field_getter(obj)
         return lambda field: None
 
     def _time_in_stage(self, flow: Flow, stage_id: str, now: datetime | None) -> timedelta:

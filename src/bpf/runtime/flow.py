@@ -18,8 +18,15 @@ Status = Literal["active", "finished", "aborted"]
 
 #: History kinds that change the active stage (and so the record's pipeline phase).
 STAGE_KINDS = frozenset({"start", "next", "previous", "set_active", "migrate"})
-#: History kinds that change the flow's status.
-STATUS_KINDS = frozenset({"finish", "abandon", "reactivate"})
+
+
+def record_entry(records: tuple[tuple[str, str, Any], ...], entity: str) -> tuple[str | None, Any]:
+    """The (record id, record object or None while not bound) of ``entity`` in a flow's records;
+    (None, None) when the flow has no record of that entity yet."""
+    for e, rid, obj in records:
+        if e == entity:
+            return rid, obj
+    return None, None
 
 
 def _roles(value: Iterable[str] | str) -> frozenset[str]:
@@ -155,11 +162,7 @@ class Flow:
     @property
     def record(self) -> Any:
         """The record of the active stage (None when not bound in this engine)."""
-        entity = self._stage.stage.entity
-        for e, _, obj in self._records:
-            if e == entity:
-                return obj
-        return None
+        return record_entry(self._records, self._stage.stage.entity)[1]
 
     @property
     def record_id(self) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bpf._errors import TransitionError, UnknownStageError
 from bpf.definition.model import ProcessDefinition
-from bpf.runtime.flow import Actor, Flow, StageChange
+from bpf.runtime.flow import Actor, Flow, StageChange, record_entry
 from bpf.runtime.records import set_field
 from bpf.store.base import Op, SetLastChange, UpdateFlow
 
@@ -120,11 +120,7 @@ def _migrate_flow(
         )
     new_stage = target.stages[new_id]
     entity = new_stage.stage.entity
-    rid = obj = None
-    for e, r, o in flow._records:
-        if e == entity:
-            rid, obj = r, o
-            break
+    rid, obj = record_entry(flow._records, entity)
     if rid is None:
         raise TransitionError(
             f"flow {flow.id!r} would move from stage {old_stage.id!r} to {new_id!r}, on the "

@@ -2,9 +2,10 @@
 
 The engine changes flows in memory, then hands the store the writes of one move (or of one
 batch) as a list of ops to apply in ONE transaction; if that raises, the engine undoes the
-in-memory change, so a refused write changes nothing anywhere. Ops name live flows: a store
-reads a flow's state (`row_of`) when it writes, which is the state after the last op of that
-write, so a batch that moves one flow many times writes its row once.
+in-memory change, so a refused write changes nothing anywhere. Ops name live flows: a database
+store reads the flow's attributes when it writes, which is the state after the last op of that
+write, so a batch that moves one flow many times writes its row once (the memory store keeps the
+Flow objects themselves).
 """
 
 from __future__ import annotations
@@ -170,13 +171,13 @@ class Store(ABC):
 
     def status_counts(self, process: str) -> dict[str, int]:
         """How many flows of ``process`` have each status."""
-        return dict(Counter(_row(x).status for x in self.iter_flows(process)))
+        return dict(Counter(x.status for x in self.iter_flows(process)))
 
     def reached_counts(self, process: str) -> dict[str, int]:
         """How many flows of ``process`` ever entered each stage, by stage id."""
         counts: Counter[str] = Counter()
         for x in self.iter_flows(process):
-            counts.update({e.to_stage for e in self.history(_row(x).id)})
+            counts.update({e.to_stage for e in self.history(x.id)})
         return dict(counts)
 
     def advanced_counts(self, process: str) -> dict[str, int]:
@@ -184,7 +185,7 @@ class Store(ABC):
         counts: Counter[str] = Counter()
         for x in self.iter_flows(process):
             counts.update(
-                {e.from_stage for e in self.history(_row(x).id) if e.kind == "next"} - {None}
+                {e.from_stage for e in self.history(x.id) if e.kind == "next"} - {None}
             )
         return dict(counts)
 
@@ -210,7 +211,7 @@ class Store(ABC):
         stays: dict[str, list[float]] = {}
         for x in self.iter_flows(process):
             previous: StageChange | None = None
-            for entry in self.history(_row(x).id):
+            for entry in self.history(x.id):
                 if entry.kind == "migrate":  # not a move in the business: the stay goes on
                     continue
                 if (previous is not None and previous.kind not in ("finish", "abandon")

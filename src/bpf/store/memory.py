@@ -61,7 +61,9 @@ class MemoryStore(Store):
         for op in ops:
             kind = type(op)
             if kind is SetLastChange:
-                state = records.get(op.record_id) or self._record(op.record_id)
+                state = records.get(op.record_id)
+                if state is None:
+                    state = records[op.record_id] = _RecordState()
                 state.last_change = op.change
             elif kind is UpdateFlow:
                 for _, rid in op.new_records:
