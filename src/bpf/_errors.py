@@ -8,12 +8,10 @@ bpf's types only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
 import attrs
-
-if TYPE_CHECKING:
-    from bpf.definition.model import Step
 
 
 class BpfError(Exception):
@@ -59,50 +57,95 @@ class RegistrationError(BpfError):
 # -- runtime -------------------------------------------------------------------------------------
 
 
+class Reason(StrEnum):
+    """Why a flow operation was refused: the one vocabulary of errors, the CLI and the test kit.
+
+    Members compare equal to their strings (``Reason.GATE == "gate"``).
+    """
+
+    #: required steps of the active stage are not filled (`StageGateError`)
+    GATE = "gate"
+    #: no stage after the last, or finish at a stage that is not the last
+    END = "end"
+    #: no stage before the first
+    BEGINNING = "beginning"
+    #: set_active to the stage already active
+    ACTIVE = "active"
+    #: set_active to a stage not on the traversed path
+    UNREACHABLE = "unreachable"
+    #: the flow is finished or aborted, or reactivate of an active flow
+    STATUS = "status"
+    #: the stage needs a record of another entity, or another record was passed
+    ENTITY = "entity"
+    #: unknown outcome
+    OUTCOME = "outcome"
+    #: no branch condition holds and the stage has no default branch
+    BRANCH = "branch"
+    #: a flow's stage has no counterpart in the target version
+    MIGRATE = "migrate"
+    #: the actor holds none of the roles the process requires (`AccessDenied`)
+    ROLE = "role"
+    #: a ``*_changing`` hook raised `Cancel`
+    CANCEL = "cancel"
+    #: the record already has a flow of that process (`FlowExistsError`)
+    EXISTS = "exists"
+    #: the flow is not there (`FlowNotFoundError`)
+    NOT_FOUND = "not_found"
+
+
 class FlowError(BpfError):
-    """A flow operation was refused; the flow, the record and the history are unchanged."""
+    """A flow operation was refused; the flow, the record and the history are unchanged.
+
+    `.reason` is a `Reason`.
+    """
+
+    reason: Reason
 
 
 class TransitionError(FlowError):
     """The move is not possible from the flow's current state; `.reason` says why.
 
-    Reasons: ``"gate"`` (a `StageGateError`: required steps not filled), ``"end"`` (no stage
-    after the last, or finish at a stage that is not last), ``"beginning"`` (no stage before the
-    first), ``"active"`` (set_active to the stage already active), ``"unreachable"`` (stage not on
-    the traversed path), ``"status"`` (flow is finished or aborted, or reactivate of an active
-    flow), ``"entity"`` (the stage needs a record of another entity, or another record was
-    passed), ``"outcome"`` (unknown outcome), ``"branch"`` (no branch condition holds and there
-    is no default branch), ``"migrate"`` (a flow's stage has no counterpart in the target version).
+    Reasons (`Reason`): gate (a `StageGateError`), end, beginning, active, unreachable,
+    status, entity, outcome, branch, migrate.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason = Reason(reason)
 
 
 class StageGateError(TransitionError):
     """Required steps of the active stage are not filled; `.missing` lists them."""
 
-    def __init__(self, message: str, *, missing: Sequence[Step]) -> None:
-        super().__init__(message, reason="gate")
-        self.missing: tuple[Step, ...] = tuple(missing)
+    def __init__(self, message: str, *, missing: Sequence[Any]) -> None:
+        super().__init__(message, reason=Reason.GATE)
+        #: the `bpf.Step` definitions not filled
+        self.missing: tuple[Any, ...] = tuple(missing)
 
 
 class FlowExistsError(FlowError):
     """The record already has a flow of that process (one flow per process and record)."""
+
+    reason = Reason.EXISTS
 
 
 class FlowNotFoundError(FlowError, LookupError):
     """The flow is not there: the record has no flow of that process, no flow has that id
     (`Engine.get_flow`), or the store no longer holds it (on `Flow.refresh` or a write)."""
 
+    reason = Reason.NOT_FOUND
+
 
 class AccessDenied(FlowError):
     """The actor holds none of the roles the process requires."""
 
+    reason = Reason.ROLE
+
 
 class Cancel(FlowError):
     """Raised by a ``stage_changing`` or ``status_changing`` handler to cancel the change."""
+
+    reason = Reason.CANCEL
 
 
 class HookError(BpfError):

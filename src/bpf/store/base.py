@@ -1,11 +1,12 @@
 """The store interface: where flows, their history and each record's state live.
 
-The engine changes flows in memory, then hands the store the writes of one move (or of one
-batch) as a list of ops to apply in ONE transaction; if that raises, the engine undoes the
-in-memory change, so a refused write changes nothing anywhere. Ops name live flows: a database
-store reads the flow's attributes when it writes, which is the state after the last op of that
-write, so a batch that moves one flow many times writes its row once (the memory store keeps the
-Flow objects themselves).
+A store knows rows, never the engine's objects: it takes and returns `FlowRow` values and
+`bpf.StageChange` history entries. The engine decides a change in memory, then hands the store
+the writes of one change (or of one batch) as a list of ops to apply in ONE transaction; if that
+raises, the engine reverts its in-memory state, so a refused write changes nothing anywhere.
+Within one `Store.write`, a flow appears in at most one `InsertFlow` or `UpdateFlow`, which
+carries the flow's state after the last change of that write and every history entry it made:
+the engine's transaction unit folds a batch's many moves of one flow into one op.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from bpf.runtime.flow import Flow, StageChange
+from bpf._history import StageChange, stays
 
 
 class FlowRow(NamedTuple):
@@ -37,24 +37,6 @@ class FlowRow(NamedTuple):
     completed_at: datetime | None
     outcome: str | None
     revision: int
-
-
-def row_of(flow: Flow) -> FlowRow:
-    """Snapshot of a flow's persistent state."""
-    return FlowRow(
-        id=flow.id,
-        process=flow._compiled.definition.process,
-        version=flow._compiled.definition.version,
-        records=tuple((e, rid) for e, rid, _ in flow._records),
-        stage=flow._stage.stage.id,
-        stage_started_at=flow.stage_started_at,
-        traversed=flow._traversed,
-        status=flow.status,
-        started_at=flow.started_at,
-        completed_at=flow.completed_at,
-        outcome=flow.outcome,
-        revision=flow.revision,
-    )
 
 
 class StageTime(NamedTuple):
@@ -76,14 +58,15 @@ class StageTime(NamedTuple):
 class InsertFlow(NamedTuple):
     """A new flow, with its first history entries."""
 
-    flow: Flow
+    row: FlowRow
     entries: tuple[StageChange, ...]
 
 
 class UpdateFlow(NamedTuple):
-    """A changed flow: applies only if the stored revision is still ``expected_revision``."""
+    """A changed flow, ``row`` its new state: applies only if the stored revision is still
+    ``expected_revision``."""
 
-    flow: Flow
+    row: FlowRow
     expected_revision: int
     entries: tuple[StageChange, ...]
     #: records the flow spans from now on, (entity, record id)
@@ -110,8 +93,10 @@ Op = InsertFlow | UpdateFlow | SetActiveFlow | SetLastChange
 class Store(ABC):
     """Where flows live. `MemoryStore` in memory; `SQLStore` in SQLite or PostgreSQL."""
 
-    #: True when the store keeps the engine's own Flow objects (no rows to materialize).
-    live: ClassVar[bool] = False
+    #: False when what the store holds dies with the process (the memory store): the engine
+    #: then keeps every flow object it made, since no other copy of the records bound to them
+    #: exists.
+    durable: bool = True
     #: True when reads may run in several threads at once, each on a connection of its own
     #: (the reports run their independent queries side by side then).
     concurrent_reads: bool = False
@@ -127,12 +112,12 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def record_flows(self, record_id: str) -> list[Any]:
-        """Every flow spanning the record, in start order (rows, or live flows)."""
+    def record_flows(self, record_id: str) -> list[FlowRow]:
+        """Every flow spanning the record, in start order."""
 
     @abstractmethod
-    def get_flow(self, flow_id: str) -> Any | None:
-        """One flow by id (a row, or a live flow), or None."""
+    def get_flow(self, flow_id: str) -> FlowRow | None:
+        """One flow by id, or None."""
 
     @abstractmethod
     def history(self, flow_id: str) -> list[StageChange]:
@@ -150,8 +135,8 @@ class Store(ABC):
     def iter_flows(
         self, process: str | None = None, *, version: int | None = None,
         status: str | None = None,
-    ) -> Iterator[Any]:
-        """Flows matching the filters, streamed (rows, or live flows)."""
+    ) -> Iterator[FlowRow]:
+        """Flows matching the filters, streamed."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -166,7 +151,7 @@ class Store(ABC):
         """How many flows of ``process`` are in each stage, by (version, stage id); only those
         with ``status`` (None: any status)."""
         return dict(Counter(
-            (r.version, r.stage) for r in map(_row, self.iter_flows(process, status=status))
+            (r.version, r.stage) for r in self.iter_flows(process, status=status)
         ))
 
     def status_counts(self, process: str) -> dict[str, int]:
@@ -191,40 +176,29 @@ class Store(ABC):
 
     def stale(
         self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
-    ) -> Iterator[Any]:
+    ) -> Iterator[FlowRow]:
         """Active flows of ``process`` whose stage started before the cutoff given for their
         (version, stage id); stages without a cutoff are never stale."""
-        for x in self.iter_flows(process, status="active"):
-            r = _row(x)
+        for r in self.iter_flows(process, status="active"):
             cutoff = cutoffs.get((r.version, r.stage))
             if cutoff is not None and r.stage_started_at < cutoff:
-                yield x
+                yield r
 
     def stale_counts(
         self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
     ) -> dict[tuple[int, str], int]:
         """How many `stale` flows there are, by (version, stage id)."""
-        return dict(Counter((r.version, r.stage) for r in map(_row, self.stale(process, cutoffs))))
+        return dict(Counter((r.version, r.stage) for r in self.stale(process, cutoffs)))
 
     def time_in_stage(self, process: str) -> dict[str, StageTime]:
         """The completed stays of flows of ``process`` in each stage, by stage id."""
-        stays: dict[str, list[float]] = {}
+        lengths: dict[str, list[float]] = {}
         for x in self.iter_flows(process):
-            previous: StageChange | None = None
-            for entry in self.history(x.id):
-                if entry.kind == "migrate":  # not a move in the business: the stay goes on
-                    continue
-                if (previous is not None and previous.kind not in ("finish", "abandon")
-                        and entry.from_stage is not None):
-                    seconds = (entry.at - previous.at).total_seconds()
-                    stays.setdefault(entry.from_stage, []).append(seconds)
-                previous = entry
+            for stay in stays(self.history(x.id)):
+                if stay.ended_at is not None:
+                    seconds = (stay.ended_at - stay.started_at).total_seconds()
+                    lengths.setdefault(stay.stage, []).append(seconds)
         return {
             stage: StageTime(len(s), float(sum(s)), float(statistics.median(s)))
-            for stage, s in stays.items()
+            for stage, s in lengths.items()
         }
-
-
-def _row(found: Any) -> FlowRow:
-    """A flow as a row, whether the store keeps rows or live flows."""
-    return found if isinstance(found, FlowRow) else row_of(found)

@@ -1,15 +1,20 @@
-"""The in-memory store: flows live as Python objects in this process."""
+"""The in-memory store: flow rows and history in this process; nothing survives it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
-from bpf._errors import FlowExistsError
-from bpf.store.base import InsertFlow, Op, SetActiveFlow, SetLastChange, Store, UpdateFlow
-
-if TYPE_CHECKING:
-    from bpf.runtime.flow import Flow, StageChange
+from bpf._errors import ConcurrencyError, FlowExistsError, FlowNotFoundError
+from bpf._history import StageChange
+from bpf.store.base import (
+    FlowRow,
+    InsertFlow,
+    Op,
+    SetActiveFlow,
+    SetLastChange,
+    Store,
+    UpdateFlow,
+)
 
 
 class _RecordState:
@@ -17,20 +22,22 @@ class _RecordState:
 
     def __init__(self) -> None:
         # A tuple, not a list: most records have one flow, and a 1-tuple is 40 bytes smaller.
-        self.flows: tuple[Flow, ...] = ()
-        self.active: Flow | None = None
+        self.flows: tuple[str, ...] = ()
+        self.active: str | None = None
         self.last_change: StageChange | None = None
 
 
 class MemoryStore(Store):
-    """Keeps the engine's Flow objects themselves; nothing survives the process."""
+    """Rows in dicts, with the same checks as a database: one flow per process and primary
+    record, and optimistic concurrency on each flow's revision."""
 
-    live = True
+    durable = False
     url = "memory"
 
     def __init__(self) -> None:
         self._records: dict[str, _RecordState] = {}
-        self._flows: dict[str, Flow] = {}
+        self._flows: dict[str, FlowRow] = {}
+        self._history: dict[str, list[StageChange]] = {}
 
     def _record(self, record_id: str) -> _RecordState:
         state = self._records.get(record_id)
@@ -39,23 +46,34 @@ class MemoryStore(Store):
         return state
 
     def write(self, ops: Sequence[Op]) -> None:
-        # Check first, then apply: the ops of one call land together or not at all. Only a
-        # new flow can be refused (one flow per process and record).
+        # Check first, then apply: the ops of one call land together or not at all.
+        flows = self._flows
         starting: set[tuple[str, str]] | None = None  # a batch may start two on one record
         for op in ops:
-            if type(op) is InsertFlow:
-                flow = op.flow
-                process = flow._compiled.definition.process
-                key = (process, flow.record_id)
+            kind = type(op)
+            if kind is UpdateFlow:
+                stored = flows.get(op.row.id)
+                if stored is None:
+                    raise FlowNotFoundError(f"flow {op.row.id!r} is no longer in the store")
+                if stored.revision != op.expected_revision:
+                    raise ConcurrencyError(
+                        f"flow {op.row.id!r} was changed elsewhere (revision "
+                        f"{stored.revision}, expected {op.expected_revision}): refresh it"
+                    )
+            elif kind is InsertFlow:
+                row = op.row
+                rid = row.records[0][1]
+                key = (row.process, rid)
                 if starting is None:
                     starting = set()
-                state = self._records.get(flow.record_id)
+                state = self._records.get(rid)
                 if key in starting or (
-                    state and any(f._compiled.definition.process == process for f in state.flows)
-                ):
-                    raise FlowExistsError(
-                        f"record {flow.record_id!r} already has a {process!r} flow"
+                    state and any(
+                        flows[f].process == row.process and flows[f].records[0][1] == rid
+                        for f in state.flows
                     )
+                ):
+                    raise FlowExistsError(f"record {rid!r} already has a {row.process!r} flow")
                 starting.add(key)
         records = self._records
         for op in ops:
@@ -66,30 +84,33 @@ class MemoryStore(Store):
                     state = records[op.record_id] = _RecordState()
                 state.last_change = op.change
             elif kind is UpdateFlow:
+                row = op.row
+                flows[row.id] = row
+                self._history[row.id].extend(op.entries)
                 for _, rid in op.new_records:
-                    self._record(rid).flows += (op.flow,)
+                    self._record(rid).flows += (row.id,)
             elif kind is InsertFlow:
-                flow = op.flow
-                self._flows[flow.id] = flow
-                for _, rid, _ in flow._records:
-                    self._record(rid).flows += (flow,)
+                row = op.row
+                flows[row.id] = row
+                self._history[row.id] = list(op.entries)
+                for _, rid in row.records:
+                    self._record(rid).flows += (row.id,)
             elif kind is SetActiveFlow:
-                self._record(op.record_id).active = self._flows[op.flow_id]
+                self._record(op.record_id).active = op.flow_id
 
-    def record_flows(self, record_id: str) -> list[Flow]:
+    def record_flows(self, record_id: str) -> list[FlowRow]:
         state = self._records.get(record_id)
-        return list(state.flows) if state else []
+        return [self._flows[f] for f in state.flows] if state else []
 
-    def get_flow(self, flow_id: str) -> Flow | None:
+    def get_flow(self, flow_id: str) -> FlowRow | None:
         return self._flows.get(flow_id)
 
     def history(self, flow_id: str) -> list[StageChange]:
-        flow = self._flows.get(flow_id)
-        return list(flow._history or ()) if flow else []
+        return list(self._history.get(flow_id, ()))
 
     def active_flow_id(self, record_id: str) -> str | None:
         state = self._records.get(record_id)
-        return state.active.id if state and state.active else None
+        return state.active if state else None
 
     def last_change(self, record_id: str) -> StageChange | None:
         state = self._records.get(record_id)
@@ -98,13 +119,12 @@ class MemoryStore(Store):
     def iter_flows(
         self, process: str | None = None, *, version: int | None = None,
         status: str | None = None,
-    ) -> Iterator[Any]:
-        for flow in list(self._flows.values()):
-            definition = flow._compiled.definition
-            if process is not None and definition.process != process:
+    ) -> Iterator[FlowRow]:
+        for row in list(self._flows.values()):
+            if process is not None and row.process != process:
                 continue
-            if version is not None and definition.version != version:
+            if version is not None and row.version != version:
                 continue
-            if status is not None and flow.status != status:
+            if status is not None and row.status != status:
                 continue
-            yield flow
+            yield row
