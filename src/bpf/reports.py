@@ -74,7 +74,7 @@ def funnel(engine: Engine, process: str, *, now: datetime | None = None) -> list
     engine's clock)."""
     store = engine.store
     definitions = _definitions(engine, process)
-    cutoffs = _cutoffs(definitions, now or engine._now())
+    cutoffs = _cutoffs(definitions, now or engine.now())
     active, reached, advanced, times, stale = _side_by_side(
         store,
         lambda: store.stage_counts(process, status="active"),
@@ -136,10 +136,8 @@ def time_in_stage(engine: Engine, process: str) -> list[TimeInStage]:
 def stale_flows(engine: Engine, process: str, *, now: datetime | None = None) -> Iterator[Flow]:
     """The active flows of ``process`` that have been in their stage longer than the stage's
     ``stale_after_days`` (of the version each flow runs), as of ``now``; streamed."""
-    cutoffs = _cutoffs(_definitions(engine, process), now or engine._now())
-    for found in engine.store.stale(process, cutoffs):
-        with engine._lock:
-            yield engine._materialize(found)
+    cutoffs = _cutoffs(_definitions(engine, process), now or engine.now())
+    yield from engine.flows_of(engine.store.stale(process, cutoffs))
 
 
 def status_counts(engine: Engine, process: str) -> dict[str, int]:

@@ -8,25 +8,15 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import attrs
 
+from bpf._history import StageChange, time_in_stage
 from bpf.definition.model import ProcessDefinition, Stage, Step
+from bpf.store.base import FlowRow
 
 if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess, CompiledStage
     from bpf.runtime.engine import Engine
 
 Status = Literal["active", "finished", "aborted"]
-
-#: History kinds that change the active stage (and so the record's pipeline phase).
-STAGE_KINDS = frozenset({"start", "next", "previous", "set_active", "migrate"})
-
-
-def record_entry(records: tuple[tuple[str, str, Any], ...], entity: str) -> tuple[str | None, Any]:
-    """The (record id, record object or None while not bound) of ``entity`` in a flow's records;
-    (None, None) when the flow has no record of that entity yet."""
-    for e, rid, obj in records:
-        if e == entity:
-            return rid, obj
-    return None, None
 
 
 def _roles(value: Iterable[str] | str) -> frozenset[str]:
@@ -42,30 +32,6 @@ class Actor:
 
     def __str__(self) -> str:
         return self.name
-
-
-class StageChange(NamedTuple):
-    """One entry of a flow's history: a stage change or a status change.
-
-    ``kind`` is one of start, next, previous, set_active, migrate (stage changes) or finish,
-    abandon, reactivate (status changes, where ``from_stage == to_stage``). ``record_id`` is
-    the record of the stage entered, the one whose pipeline field the change writes.
-    """
-
-    flow_id: str
-    process: str
-    version: int
-    record_id: str
-    kind: str
-    from_stage: str | None
-    to_stage: str
-    phase: str
-    at: datetime
-    actor: str | None
-
-    @property
-    def is_stage_change(self) -> bool:
-        return self.kind in STAGE_KINDS
 
 
 class FlowEvent(NamedTuple):
@@ -90,60 +56,36 @@ class FlowEvent(NamedTuple):
 class Flow:
     """A process running on a record. Obtain flows from `Engine.start` and `Engine.flows`.
 
-    A flow holds only its own state (stage, path, status, records, history); the definition is
-    shared. Every move goes through the engine, which gates, records and persists it.
+    A flow's state (stage, path, status, revision...) is one immutable `bpf.store.FlowRow`
+    that only the engine replaces, so everything here is read-only; the definition is shared
+    by every flow of its version. Every move goes through the engine, which gates, records and
+    persists it.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_compiled",
-        "_engine",
-        "_history",
-        "_records",
-        "_stage",
-        "_traversed",
-        "completed_at",
-        "id",
-        "outcome",
-        "revision",
-        "stage_started_at",
-        "started_at",
-        "status",
-    )
+    __slots__ = ("__weakref__", "_bound", "_compiled", "_engine", "_history", "_stage", "_state")
 
     def __init__(
         self,
         engine: Engine,
-        flow_id: str,
         compiled: CompiledProcess,
-        stage: CompiledStage,
-        records: tuple[tuple[str, str, Any], ...],
-        started_at: datetime,
-        stage_started_at: datetime,
-        traversed: tuple[str, ...],
-        status: str = "active",
-        completed_at: datetime | None = None,
-        outcome: str | None = None,
-        revision: int = 1,
+        state: FlowRow,
+        bound: tuple[Any, ...],
         history: list[StageChange] | None = None,
     ) -> None:
         self._engine = engine
-        self.id = flow_id
         self._compiled = compiled
-        self._stage = stage
-        #: (entity, record id, record object or None while not bound)
-        self._records = records
-        self.started_at = started_at
-        self.stage_started_at = stage_started_at
-        self._traversed = traversed
-        self.status: Status = status  # type: ignore[assignment]
-        self.completed_at = completed_at
-        self.outcome = outcome
-        #: The version counter of optimistic concurrency: +1 on every change.
-        self.revision = revision
+        self._state = state
+        self._stage: CompiledStage = compiled.stages[state.stage]
+        #: the caller's record objects, parallel to ``state.records`` (None: not bound here)
+        self._bound = bound
+        #: the history as far as this object knows it; None until first read from the store
         self._history = history
 
     # -- what the flow is ------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._state.id
 
     @property
     def process(self) -> ProcessDefinition:
@@ -152,7 +94,7 @@ class Flow:
 
     @property
     def version(self) -> int:
-        return self._compiled.definition.version
+        return self._state.version
 
     @property
     def stage(self) -> Stage:
@@ -160,29 +102,62 @@ class Flow:
         return self._stage.stage
 
     @property
+    def status(self) -> Status:
+        """``active``, ``finished`` or ``aborted``."""
+        return self._state.status  # type: ignore[return-value]
+
+    @property
+    def outcome(self) -> str | None:
+        """The outcome the flow finished with (won, lost...), if any."""
+        return self._state.outcome
+
+    @property
+    def revision(self) -> int:
+        """The version counter of optimistic concurrency: +1 on every change."""
+        return self._state.revision
+
+    @property
+    def started_at(self) -> datetime:
+        return self._state.started_at
+
+    @property
+    def stage_started_at(self) -> datetime:
+        """When the active stage was entered (a migration keeps it)."""
+        return self._state.stage_started_at
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """When the flow finished or was abandoned; None while active."""
+        return self._state.completed_at
+
+    @property
     def record(self) -> Any:
         """The record of the active stage (None when not bound in this engine)."""
-        return record_entry(self._records, self._stage.stage.entity)[1]
+        entity = self._stage.stage.entity
+        for (e, _), obj in zip(self._state.records, self._bound, strict=True):
+            if e == entity:
+                return obj
+        return None
 
     @property
     def record_id(self) -> str:
         """The id of the flow's primary record (the one it started on)."""
-        return self._records[0][1]
+        return self._state.records[0][1]
 
     @property
     def records(self) -> dict[str, Any]:
         """Every record the flow spans, by entity (None where not bound in this engine)."""
-        return {e: obj for e, _, obj in self._records}
+        return {e: obj for (e, _), obj in zip(self._state.records, self._bound, strict=True)}
 
     @property
     def record_ids(self) -> dict[str, str]:
         """The id of every record the flow spans, by entity."""
-        return {e: rid for e, rid, _ in self._records}
+        return dict(self._state.records)
 
     @property
     def traversed_path(self) -> tuple[str, ...]:
         """Stage ids visited, ending at the active stage."""
-        return self._traversed
+        return self._state.traversed
 
     @property
     def active_path(self) -> tuple[str, ...]:
@@ -193,12 +168,12 @@ class Flow:
     def history(self) -> tuple[StageChange, ...]:
         """Every stage and status change of this flow, oldest first."""
         if self._history is None:
-            self._history = self._engine._load_history(self)
+            self._history = self._engine.store.history(self._state.id)
         return tuple(self._history)
 
     @property
     def is_active(self) -> bool:
-        return self.status == "active"
+        return self._state.status == "active"
 
     @property
     def is_last_stage(self) -> bool:
@@ -211,9 +186,9 @@ class Flow:
 
     def time_in_stage(self, stage_id: str, *, now: datetime | None = None) -> timedelta:
         """Total time spent in ``stage_id`` across every visit (the clock stops while finished
-        or aborted)."""
+        or aborted; a migration does not end a stay)."""
         self.process.stage(stage_id)  # unknown stage: UnknownStageError
-        return self._engine._time_in_stage(self, stage_id, now)
+        return time_in_stage(self.history, stage_id, now or self._engine.now())
 
     # -- moves -----------------------------------------------------------------------------------
 
@@ -256,6 +231,6 @@ class Flow:
 
     def __repr__(self) -> str:
         return (
-            f"<Flow {self._compiled.definition.process} v{self.version} on {self.record_id!r}: "
-            f"{self._stage.stage.id} ({self.status})>"
+            f"<Flow {self._state.process} v{self._state.version} on {self.record_id!r}: "
+            f"{self._state.stage} ({self._state.status})>"
         )

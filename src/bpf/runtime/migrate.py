@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bpf._errors import TransitionError, UnknownStageError
+from bpf._errors import Reason, TransitionError, UnknownStageError
 from bpf.definition.model import ProcessDefinition
-from bpf.runtime.flow import Actor, Flow, StageChange, record_entry
-from bpf.runtime.records import set_field
-from bpf.store.base import Op, SetLastChange, UpdateFlow
+from bpf.runtime import core
+from bpf.runtime.flow import Actor, Flow
 
 if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess
@@ -53,7 +52,7 @@ def migrate(
     phase changes; an unbound record's field is left for the caller. No hooks or stage actions
     run. Returns how many flows moved.
     """
-    target = engine._compiled_for(process, to_version)
+    target = engine._registry.get(process, to_version)
     definition = target.definition
     mapping = dict(stage_map or {})
     with engine._lock:
@@ -68,7 +67,7 @@ def migrate(
         old = {key: n for key, n in counts.items() if key[0] < to_version}
         versions = sorted({v for v, _ in old})
         for version in versions:
-            engine._compiled_for(process, version)  # its flows cannot be loaded otherwise
+            engine._registry.get(process, version)  # its flows cannot be loaded otherwise
         unmapped: dict[str, int] = {}
         for (_, stage), n in old.items():
             if _target(stage, mapping, definition) is None:
@@ -82,9 +81,9 @@ def migrate(
                 f"stage(s) that version {to_version} does not have and the stage map does not "
                 f"map: {listed}; add them to stage_map (stages of version {to_version}: "
                 f"{', '.join(s.id for s in definition.stages)})",
-                reason="migrate",
+                reason=Reason.MIGRATE,
             )
-        at = engine._now()
+        at = engine.now()
         moved = 0
         with engine.batch():
             for version in versions:
@@ -110,62 +109,33 @@ def _migrate_flow(
     actor: Actor | None,
 ) -> None:
     definition = target.definition
-    old_stage = flow._stage.stage
+    source = flow._stage
+    old_stage = source.stage
     new_id = _target(old_stage.id, mapping, definition)
     if new_id is None:  # the flow moved there after the check: nothing is written
         raise TransitionError(
             f"flow {flow.id!r} moved to stage {old_stage.id!r} during the migration; version "
             f"{definition.version} has no such stage: add it to stage_map",
-            reason="migrate",
+            reason=Reason.MIGRATE,
         )
-    new_stage = target.stages[new_id]
-    entity = new_stage.stage.entity
-    rid, obj = record_entry(flow._records, entity)
+    state = flow._state
+    entity = target.stages[new_id].stage.entity
+    rid = core.record_of(state.records, entity)
     if rid is None:
         raise TransitionError(
             f"flow {flow.id!r} would move from stage {old_stage.id!r} to {new_id!r}, on the "
             f"{entity!r} entity, but it has no {entity} record: map the stage to one on "
-            f"{', '.join(e for e, _, _ in flow._records)}",
-            reason="entity",
+            f"{', '.join(e for e, _ in state.records)}",
+            reason=Reason.ENTITY,
         )
-    entry = StageChange(
-        flow.id, definition.process, definition.version, rid, "migrate", old_stage.id, new_id,
-        new_stage.stage.phase, at, actor.name if actor else None,
+    change = core.migrate(
+        target, state, source, new_id, _path(state.traversed, mapping, definition, new_id),
+        rid, at, actor,
     )
-    phase_changed = new_stage.stage.phase != old_stage.phase
-    saved = (flow._compiled, flow._stage, flow._traversed, flow.revision,
-             None if flow._history is None else len(flow._history))
-    undo = None
-
-    def rollback() -> None:
-        if undo is not None:
-            undo()
-        compiled, stage, traversed, revision, n = saved
-        flow._compiled, flow._stage, flow._traversed, flow.revision = (
-            compiled, stage, traversed, revision
-        )
-        if n is not None and flow._history is not None:
-            del flow._history[n:]
-
-    try:
-        flow._compiled = target
-        flow._stage = new_stage
-        flow._traversed = _path(flow._traversed, mapping, definition, new_id)
-        flow.revision += 1
-        if flow._history is not None:
-            flow._history.append(entry)
-        if phase_changed and definition.pipeline_field is not None and obj is not None:
-            undo = set_field(obj, definition.pipeline_field, new_stage.stage.phase)
-    except BaseException:
-        rollback()
-        raise
-    ops: list[Op] = [
-        UpdateFlow(flow, saved[3], (entry,))
-    ]
-    if phase_changed:
-        ops.append(SetLastChange(rid, entry))
-    engine._transact(flow, ops, rollback, (), (), "migrate", old_stage.id, new_id, actor, obj,
-                     quiet=True)
+    obj = flow.records.get(entity)
+    if obj is None:  # an unbound record's field is left for the caller
+        change = change._replace(writes=())
+    engine._apply(flow, change, obj, flow._bound, actor, compiled=target, quiet=True)
 
 
 def _path(

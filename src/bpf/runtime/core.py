@@ -1,0 +1,379 @@
+"""The move core: what an operation on a flow does, decided without any I/O.
+
+Every function here is pure, in the sans-I/O style of h11: it takes a flow's state (a
+`FlowRow`), its compiled process, a way to read the record's fields and the time, and returns
+either a `Refusal` (a typed reason, and the missing steps for a gate) or a `Change` (the new
+state, the history entry, the fields to write on the record, the stage actions to run). No
+store, lock, clock, hook or record object is touched: the engines apply changes, the stores
+persist them. A sync and an async engine can share every decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from bpf._errors import AccessDenied, FlowError, Reason, StageGateError, TransitionError
+from bpf._history import StageChange
+from bpf.definition.model import ProcessDefinition, Step
+from bpf.runtime.compiled import CompiledProcess, CompiledStage
+from bpf.store.base import FlowRow
+
+Getter = Callable[[str], Any]
+Actions = tuple[tuple[str, Callable[..., Any]], ...]
+
+
+class Refusal(NamedTuple):
+    """Why an operation cannot happen; nothing changed."""
+
+    reason: Reason
+    message: str
+    #: the required steps not filled, for a gate refusal
+    missing: tuple[Step, ...] = ()
+
+    def error(self) -> FlowError:
+        """The exception the engine raises for this refusal."""
+        if self.reason is Reason.GATE:
+            return StageGateError(self.message, missing=self.missing)
+        if self.reason is Reason.ROLE:
+            return AccessDenied(self.message)
+        return TransitionError(self.message, reason=self.reason)
+
+
+class Change(NamedTuple):
+    """One decided change of one flow, to apply in memory and write in one transaction."""
+
+    kind: str
+    #: the state before (None for a start) and after the change
+    before: FlowRow | None
+    after: FlowRow
+    entry: StageChange
+    #: the stage left (None for a start; the same stage for a status change) and entered
+    source: CompiledStage | None
+    target: CompiledStage
+    #: (field, value) to set on the record ``entry.record_id``
+    writes: tuple[tuple[str, Any], ...]
+    #: records the flow spans from now on, (entity, record id)
+    new_records: tuple[tuple[str, str], ...]
+    #: whether the record's last stage change (its pipeline phase) becomes ``entry``
+    sets_last_change: bool
+    on_exit: Actions
+    on_enter: Actions
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def role_refusal(
+    definition: ProcessDefinition, actor: Any, what: str
+) -> Refusal | None:
+    """A refusal when the process names roles and ``actor`` holds none of them."""
+    roles = definition.roles
+    if not roles or (actor is not None and not actor.roles.isdisjoint(roles)):
+        return None
+    who = "an anonymous caller" if actor is None else f"actor {actor.name!r}"
+    return Refusal(
+        Reason.ROLE,
+        f"{who} may not {what} a {definition.process!r} flow: it needs one of the roles "
+        f"{', '.join(roles)}",
+    )
+
+
+def missing_steps(stage: CompiledStage, get: Getter) -> list[Step]:
+    """The gate: the stage's required steps that the record's values do not satisfy."""
+    return [s for s in stage.required if not s.is_satisfied(get(s.field))]
+
+
+def pick_branch(stage: CompiledStage, get: Getter) -> str | Refusal:
+    """The stage the active path goes to next from ``stage``: the first branch whose condition
+    holds, else the default branch."""
+    for test, target in stage.branches:
+        if test is None or test(get):
+            return target
+    # The definition checks make the last branch a default; a hand-built definition may not.
+    return Refusal(
+        Reason.BRANCH, "no branch condition holds and the stage has no default branch"
+    )
+
+
+def predicted_path(
+    compiled: CompiledProcess, state: FlowRow, get_for: Callable[[str], Getter]
+) -> tuple[str, ...]:
+    """The traversed path plus the stages ahead, predicted from the records' values
+    (``get_for(entity)`` reads the fields of that entity's record)."""
+    path = list(state.traversed)
+    seen = set(path)
+    stage = compiled.stages[state.stage]
+    while stage.branches:
+        target = pick_branch(stage, get_for(stage.stage.entity))
+        if isinstance(target, Refusal) or target in seen:  # never loop on a bad definition
+            break
+        path.append(target)
+        seen.add(target)
+        stage = compiled.stages[target]
+    return tuple(path)
+
+
+def _active_refusal(state: FlowRow, what: str) -> Refusal | None:
+    if state.status == "active":
+        return None
+    return Refusal(Reason.STATUS, f"the flow is {state.status}: reactivate it before you {what} it")
+
+
+# -- decisions: where an operation goes, or why it cannot ---------------------------------------
+
+
+def decide_next(
+    compiled: CompiledProcess, state: FlowRow, get: Getter, actor: Any
+) -> str | Refusal:
+    """The stage a forward move enters, or why it cannot: status, role, gate, end, branch."""
+    refusal = _active_refusal(state, "move") or role_refusal(compiled.definition, actor, "move")
+    if refusal is not None:
+        return refusal
+    current = compiled.stages[state.stage]
+    if current.required:
+        missing = missing_steps(current, get)
+        if missing:
+            return Refusal(
+                Reason.GATE,
+                f"cannot leave stage {current.stage.name!r} of "
+                f"{compiled.definition.process!r}: required "
+                + ", ".join(f"{s.label} ({s.field})" for s in missing)
+                + (" is" if len(missing) == 1 else " are")
+                + " not filled",
+                tuple(missing),
+            )
+    if not current.branches:
+        return Refusal(
+            Reason.END,
+            f"stage {current.stage.id!r} is the end of {compiled.definition.process!r}: there "
+            "is no next stage; finish the flow instead",
+        )
+    return pick_branch(current, get)
+
+
+def decide_previous(compiled: CompiledProcess, state: FlowRow, actor: Any) -> str | Refusal:
+    """The stage a back move enters, or why it cannot."""
+    refusal = _active_refusal(state, "move") or role_refusal(compiled.definition, actor, "move")
+    if refusal is not None:
+        return refusal
+    if len(state.traversed) < 2:
+        return Refusal(
+            Reason.BEGINNING,
+            f"stage {state.stage!r} is the beginning of the flow: there is no previous stage",
+        )
+    return state.traversed[-2]
+
+
+def decide_set_active(
+    compiled: CompiledProcess, state: FlowRow, stage_id: str, actor: Any
+) -> str | Refusal:
+    """``stage_id`` when the flow may jump back to it, or why it cannot.
+
+    An unknown stage id raises `bpf.UnknownStageError` (a mistake in the call, not a refusal).
+    """
+    refusal = _active_refusal(state, "move") or role_refusal(compiled.definition, actor, "move")
+    if refusal is not None:
+        return refusal
+    compiled.definition.stage(stage_id)  # unknown: UnknownStageError
+    if stage_id == state.stage:
+        return Refusal(Reason.ACTIVE, f"stage {stage_id!r} is already active")
+    if stage_id not in state.traversed:
+        return Refusal(
+            Reason.UNREACHABLE,
+            f"stage {stage_id!r} is unreachable: set_active only returns to a stage on the "
+            f"traversed path ({' > '.join(state.traversed)})",
+        )
+    return stage_id
+
+
+def decide_finish(
+    compiled: CompiledProcess, state: FlowRow, outcome: str | None, actor: Any
+) -> Mapping[str, Any] | Refusal:
+    """The fields the outcome sets on the record, or why the flow cannot finish."""
+    definition = compiled.definition
+    refusal = _active_refusal(state, "finish") or role_refusal(definition, actor, "finish")
+    if refusal is not None:
+        return refusal
+    if not compiled.stages[state.stage].is_last:
+        return Refusal(
+            Reason.END,
+            f"stage {state.stage!r} is not the last stage of {definition.process!r}: a flow "
+            "finishes only at its last stage",
+        )
+    if outcome is None:
+        return {}
+    found = definition.outcomes.get(outcome)
+    if found is None:
+        known = ", ".join(definition.outcomes) or "none"
+        return Refusal(
+            Reason.OUTCOME,
+            f"unknown outcome {outcome!r} for {definition.process!r} (outcomes: {known})",
+        )
+    return found.set
+
+
+def decide_abandon(compiled: CompiledProcess, state: FlowRow, actor: Any) -> Refusal | None:
+    """Why the flow cannot be abandoned, or None."""
+    return _active_refusal(state, "abandon") or role_refusal(compiled.definition, actor, "abandon")
+
+
+def decide_reactivate(compiled: CompiledProcess, state: FlowRow, actor: Any) -> Refusal | None:
+    """Why the flow cannot be reactivated, or None. The role comes first: an actor without
+    it learns nothing of the flow's status."""
+    refusal = role_refusal(compiled.definition, actor, "reactivate")
+    if refusal is not None:
+        return refusal
+    if state.status == "active":
+        return Refusal(
+            Reason.STATUS,
+            "the flow is already active; only a finished or aborted flow can be reactivated",
+        )
+    return None
+
+
+def entity_refusal(target: CompiledStage, message: str) -> Refusal:
+    """A move whose target stage's record cannot be had."""
+    return Refusal(Reason.ENTITY, message.format(stage=target.stage.id, entity=target.stage.entity))
+
+
+# -- changes: the new state, given a decision ----------------------------------------------------
+
+
+def _name(actor: Any) -> str | None:
+    return actor.name if actor is not None else None
+
+
+def start(
+    compiled: CompiledProcess, flow_id: str, record_id: str, at: datetime, actor: Any
+) -> Change:
+    """A new flow on ``record_id`` at the process's first stage."""
+    definition = compiled.definition
+    first = compiled.first
+    stage = first.stage
+    state = FlowRow(
+        flow_id, definition.process, definition.version, ((stage.entity, record_id),),
+        stage.id, at, (stage.id,), "active", at, None, None, 1,
+    )
+    entry = StageChange(
+        flow_id, definition.process, definition.version, record_id, "start", None, stage.id,
+        stage.phase, at, _name(actor),
+    )
+    field = definition.pipeline_field
+    return Change(
+        "start", None, state, entry, None, first,
+        ((field, stage.phase),) if field is not None else (),
+        (), True, (), first.on_enter,
+    )
+
+
+def enter(
+    compiled: CompiledProcess,
+    state: FlowRow,
+    kind: str,
+    target_id: str,
+    record_id: str,
+    new_records: tuple[tuple[str, str], ...],
+    at: datetime,
+    actor: Any,
+) -> Change:
+    """A stage change (next, previous, set_active) into ``target_id``, on the record
+    ``record_id`` of the target's entity (``new_records`` when the flow spans it from now)."""
+    definition = compiled.definition
+    source = compiled.stages[state.stage]
+    target = compiled.stages[target_id]
+    stage = target.stage
+    traversed = state.traversed
+    traversed = (
+        (*traversed, target_id) if kind == "next"
+        else traversed[: traversed.index(target_id) + 1]
+    )
+    after = FlowRow(
+        state.id, state.process, state.version,
+        (*state.records, *new_records) if new_records else state.records,
+        target_id, at, traversed, state.status, state.started_at, state.completed_at,
+        state.outcome, state.revision + 1,
+    )
+    entry = StageChange(
+        state.id, definition.process, definition.version, record_id, kind, state.stage,
+        target_id, stage.phase, at, _name(actor),
+    )
+    field = definition.pipeline_field
+    return Change(
+        kind, state, after, entry, source, target,
+        ((field, stage.phase),) if field is not None else (),
+        new_records, True, source.on_exit, target.on_enter,
+    )
+
+
+_STATUS_OF = {"finish": "finished", "abandon": "aborted", "reactivate": "active"}
+
+
+def change_status(
+    compiled: CompiledProcess,
+    state: FlowRow,
+    kind: str,
+    record_id: str,
+    at: datetime,
+    actor: Any,
+    outcome: str | None = None,
+    writes: Mapping[str, Any] | None = None,
+) -> Change:
+    """A status change (finish, abandon, reactivate) at the flow's stage."""
+    definition = compiled.definition
+    current = compiled.stages[state.stage]
+    status = _STATUS_OF[kind]
+    after = FlowRow(
+        state.id, state.process, state.version, state.records, state.stage,
+        state.stage_started_at, state.traversed, status, state.started_at,
+        None if status == "active" else at, outcome, state.revision + 1,
+    )
+    entry = StageChange(
+        state.id, definition.process, definition.version, record_id, kind, state.stage,
+        state.stage, current.stage.phase, at, _name(actor),
+    )
+    return Change(
+        kind, state, after, entry, current, current, tuple((writes or {}).items()),
+        (), False, (), (),
+    )
+
+
+def migrate(
+    target: CompiledProcess,
+    state: FlowRow,
+    source: CompiledStage,
+    new_stage: str,
+    traversed: tuple[str, ...],
+    record_id: str,
+    at: datetime,
+    actor: Any,
+) -> Change:
+    """The flow moved onto another version of its process, at ``new_stage`` with the mapped
+    ``traversed`` path. Its stage clock keeps running: a migration is not a business move."""
+    definition = target.definition
+    stage = target.stages[new_stage]
+    after = FlowRow(
+        state.id, state.process, definition.version, state.records, new_stage,
+        state.stage_started_at, traversed, state.status, state.started_at, state.completed_at,
+        state.outcome, state.revision + 1,
+    )
+    entry = StageChange(
+        state.id, definition.process, definition.version, record_id, "migrate", state.stage,
+        new_stage, stage.stage.phase, at, _name(actor),
+    )
+    phase_changed = stage.stage.phase != source.stage.phase
+    field = definition.pipeline_field
+    return Change(
+        "migrate", state, after, entry, source, stage,
+        ((field, stage.stage.phase),) if phase_changed and field is not None else (),
+        (), phase_changed, (), (),
+    )
+
+
+def record_of(records: tuple[tuple[str, str], ...], entity: str) -> str | None:
+    """The id of the flow's record of ``entity``, or None while it spans none."""
+    for e, rid in records:
+        if e == entity:
+            return rid
+    return None

@@ -1,0 +1,75 @@
+"""The engine's hooks: handlers called before (cancelable) and after each change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bpf._errors import BpfError, Cancel, HookError, RegistrationError
+from bpf.runtime.flow import FlowEvent
+
+#: The events `Engine.on` accepts.
+EVENTS = ("stage_changing", "stage_changed", "status_changing", "status_changed")
+
+Handler = Callable[[FlowEvent], Any]
+
+
+class Hooks:
+    """Handlers by event, in registration order."""
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {e: [] for e in EVENTS}
+
+    def on(self, event: str, fn: Handler) -> Handler:
+        if event not in self._handlers:
+            raise RegistrationError(f"unknown event {event!r}; events: {', '.join(EVENTS)}")
+        self._handlers[event].append(fn)
+        return fn
+
+    def __getitem__(self, event: str) -> list[Handler]:
+        return self._handlers[event]
+
+    def before(self, info: FlowEvent) -> None:
+        """Run the ``*_changing`` handlers; `bpf.Cancel` passes through, anything else is a
+        `bpf.HookError`. Either way nothing has changed yet."""
+        for fn in self._handlers[info.event]:
+            try:
+                fn(info)
+            except Cancel:
+                raise
+            except Exception as exc:
+                raise HookError(
+                    f"{info.event} handler {getattr(fn, '__qualname__', fn)!r} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+    def after(self, info: FlowEvent) -> None:
+        """Run the ``*_changed`` handlers, once the change is committed."""
+        for fn in self._handlers[info.event]:
+            try:
+                fn(info)
+            except Exception as exc:
+                raise HookError(
+                    f"{info.event} handler {getattr(fn, '__qualname__', fn)!r} failed after the "
+                    f"change was committed (the change stands): {type(exc).__name__}: {exc}"
+                ) from exc
+
+
+def run_actions(
+    event: str, actions: tuple[tuple[str, Callable[..., Any]], ...], info: FlowEvent,
+    stage: str | None,
+) -> None:
+    """Run a stage's ``on_enter`` or ``on_exit`` actions inside the change; any failure is a
+    `bpf.HookError` (a `bpf.BpfError` passes as it is) and undoes the change."""
+    for name, fn in actions:
+        try:
+            fn(info)
+        except BpfError:
+            raise
+        except Exception as exc:
+            raise HookError(
+                f"{event} action {name!r} of stage {stage!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc

@@ -1,0 +1,82 @@
+"""The processes an engine runs: each registered version, compiled once."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bpf._errors import PipelineFieldWarning, RegistrationError, UnknownProcessError
+from bpf.definition.model import ProcessDefinition
+from bpf.runtime.compiled import CompiledProcess, compile_process
+
+
+class Registry:
+    """Compiled definitions by (process, version), and the latest version of each process."""
+
+    def __init__(self, actions: Mapping[str, Callable[..., Any]], lock: threading.RLock) -> None:
+        self._actions = actions
+        self._lock = lock
+        self._compiled: dict[tuple[str, int], CompiledProcess] = {}
+        self._latest: dict[str, CompiledProcess] = {}
+
+    def register(self, definition: ProcessDefinition) -> ProcessDefinition:
+        if not isinstance(definition, ProcessDefinition):
+            raise RegistrationError(
+                f"register() takes a ProcessDefinition, got {type(definition).__name__}"
+            )
+        key = (definition.process, definition.version)
+        with self._lock:
+            known = self._compiled.get(key)
+            if known is not None:
+                if known.definition != definition:
+                    raise RegistrationError(
+                        f"process {definition.process!r} version {definition.version} is already "
+                        "registered with a different definition; give the new one a new version"
+                    )
+                return definition
+            compiled = compile_process(definition, self._actions)
+            self._warn_shared_pipeline_field(definition)
+            self._compiled[key] = compiled
+            latest = self._latest.get(definition.process)
+            if latest is None or latest.definition.version < definition.version:
+                self._latest[definition.process] = compiled
+        return definition
+
+    def _warn_shared_pipeline_field(self, definition: ProcessDefinition) -> None:
+        field = definition.pipeline_field
+        if field is None:
+            return
+        entities = set(definition.entities)
+        for other in self._latest.values():
+            o = other.definition
+            if o.process == definition.process or o.pipeline_field != field:
+                continue
+            shared = entities & set(o.entities)
+            if shared:
+                warnings.warn(
+                    PipelineFieldWarning(
+                        f"processes {o.process!r} and {definition.process!r} both write "
+                        f"{', '.join(sorted(shared))}.{field}: with flows of both on one record it "
+                        "holds the last stage change of either; use each flow's own stage or "
+                        "Engine.last_stage_change(record) for an unambiguous answer"
+                    ),
+                    stacklevel=4,
+                )
+
+    def definitions(self) -> tuple[ProcessDefinition, ...]:
+        return tuple(c.definition for c in self._compiled.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._latest)
+
+    def get(self, name: str, version: int | None = None) -> CompiledProcess:
+        """A compiled definition: the latest version unless ``version`` is given;
+        `bpf.UnknownProcessError` when it is not registered."""
+        compiled = self._latest.get(name) if version is None else self._compiled.get((name, version))
+        if compiled is None:
+            known = ", ".join(sorted(self._latest)) or "none"
+            what = name if version is None else f"{name} version {version}"
+            raise UnknownProcessError(f"process {what!r} is not registered (registered: {known})")
+        return compiled
