@@ -1,12 +1,11 @@
 """Compiling a process definition, once per (process, version), for the engine.
 
-`compile_process` builds one model-less `transitions.Machine` per definition: stages are its states
-and each stage's branches are conditional ``next`` transitions, in evaluation order. The engine's
-hot path then runs on `CompiledStage` rows read off that machine's transitions, one table every
-flow of that definition shares, not on `Event.trigger`: a flow move must also gate, pick the
-branch, write the pipeline field and the history, and transitions' per-event dispatch alone
-costs more than all of that (docs/performance.md has the figures). Diagrams do not draw this
-machine: `bpf diagram` builds its own from `ProcessDefinition.branches`.
+`compile_process` turns the definition into one table every flow of that definition shares: per
+stage, its required steps, its branches as (test, target) pairs in evaluation order (read from
+`ProcessDefinition.branches`, the one branch rule) and its resolved stage actions. The move core
+runs on this table and nothing else; no state-machine library is involved on the hot path
+(docs/performance.md has the figures). transitions does its real work elsewhere: drawing
+(`bpf diagram`) and driving users' own models (`bpf.interop.transitions`).
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from transitions import Machine
 
 from bpf._errors import RegistrationError
 from bpf.definition.model import ProcessDefinition, Stage, Step
 
+#: A branch condition's test: takes a field getter ``get(field) -> value``.
 Test = Callable[[Callable[[str], Any]], bool]
 
 
@@ -48,48 +47,11 @@ class CompiledProcess:
     first: CompiledStage
 
 
-class _When:
-    """A branch condition as a transitions condition: reads fields via ``event.kwargs["get"]``."""
-
-    __slots__ = ("condition",)
-
-    def __init__(self, condition: Any) -> None:
-        self.condition = condition
-
-    def __call__(self, event: Any) -> bool:
-        return bool(self.condition.evaluate(event.kwargs["get"]))
-
-
-def build_machine(definition: ProcessDefinition) -> Machine:
-    """The definition's stage graph as one transitions machine with no model attached."""
-    machine = Machine(
-        model=None,
-        states=[s.id for s in definition.stages],
-        initial=None,
-        auto_transitions=False,
-        send_event=True,
-        name=definition.process,
-    )
-    for stage in definition.stages:
-        for branch in definition.branches(stage.id):
-            conditions = [_When(branch.when)] if branch.when is not None else []
-            machine.add_transition("next", stage.id, branch.stage, conditions=conditions)
-    return machine
-
-
-def _branches_of(machine: Machine, stage_id: str) -> tuple[tuple[Test | None, str], ...]:
-    event = machine.events.get("next")
-    transitions = event.transitions.get(stage_id, []) if event is not None else []
-    return tuple(
-        (t.conditions[0].func.condition.evaluate if t.conditions else None, t.dest)
-        for t in transitions
-    )
-
-
 def compile_process(
     definition: ProcessDefinition, actions: Mapping[str, Callable[..., Any]]
 ) -> CompiledProcess:
-    """Compile ``definition``; `RegistrationError` when it names an action not in ``actions``."""
+    """Compile ``definition``; `RegistrationError` when it names an action not in ``actions``
+    or its stage graph is not one the engine can run."""
 
     def resolve(stage: Stage, names: tuple[str, ...], where: str) -> tuple[tuple[str, Any], ...]:
         unknown = [n for n in names if n not in actions]
@@ -101,18 +63,15 @@ def compile_process(
             )
         return tuple((n, actions[n]) for n in names)
 
-    _check_graph(definition)
-    try:
-        machine = build_machine(definition)
-    except Exception as exc:  # transitions' own errors never reach the caller
-        raise RegistrationError(
-            f"process {definition.process!r} cannot be compiled: {type(exc).__name__}: {exc}"
-        ) from exc
+    check_graph(definition)
     table = {
         stage.id: CompiledStage(
             stage=stage,
             required=stage.required_steps,
-            branches=_branches_of(machine, stage.id),
+            branches=tuple(
+                (b.when.evaluate if b.when is not None else None, b.stage)
+                for b in definition.branches(stage.id)
+            ),
             on_enter=resolve(stage, stage.on_enter, "on_enter"),
             on_exit=resolve(stage, stage.on_exit, "on_exit"),
         )
@@ -125,9 +84,13 @@ def compile_process(
     )
 
 
-def _check_graph(definition: ProcessDefinition) -> None:
-    """What the engine relies on, for definitions built in code rather than loaded from YAML
-    (the loader's checks say all this and more, located in the file)."""
+def check_graph(definition: ProcessDefinition) -> None:
+    """`RegistrationError` unless the stage graph is one bpf can run: stages with unique ids,
+    branches to known stages, a default branch last.
+
+    For definitions built in code rather than loaded from YAML (the loader's checks say all this
+    and more, located in the file); `bpf.interop.transitions` relies on the same.
+    """
     problems = []
     ids = [s.id for s in definition.stages]
     if not ids:
@@ -145,4 +108,3 @@ def _check_graph(definition: ProcessDefinition) -> None:
         raise RegistrationError(
             f"process {definition.process!r} cannot be registered: " + "; ".join(problems)
         )
-
