@@ -10,7 +10,7 @@ from bpf.cli._common import CliError
 from bpf.cli._output import duration, percent
 
 if TYPE_CHECKING:
-    from bpf.cli._reports import Row
+    from bpf.cli._funnel import Row
     from bpf.definition.model import ProcessDefinition
 
 REACHED_COLOUR = "#c6dbef"

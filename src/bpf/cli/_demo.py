@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import bpf
+from bpf._clock import utcnow
 from bpf.cli._common import CliError, database_url, open_engine, sqlite_path
 from bpf.cli._reports import funnel_text
-from bpf.runtime.engine import utcnow
 
 HELP = "a salesperson's month in one command: gates, branches, two flows, won, lost, the funnel"
 

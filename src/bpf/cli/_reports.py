@@ -7,16 +7,14 @@ lists), never from the pipeline field alone, which several flows on one record s
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 import bpf
 from bpf import reports
+from bpf._clock import utcnow
+from bpf.cli._chart import funnel_chart
 from bpf.cli._common import (
     CliError,
     example_names,
@@ -24,10 +22,10 @@ from bpf.cli._common import (
     load_definition,
     register_all,
 )
-from bpf.cli._output import bar, duration, percent, probability, table
+from bpf.cli._funnel import funnel_rows
+from bpf.cli._output import bar, duration, percent, table
 from bpf.definition.loader import shipped_names
 from bpf.definition.model import ProcessDefinition
-from bpf.runtime.engine import utcnow
 
 HELP = "the funnel of a database: flows per stage, conversion, time in stage, stale flows"
 
@@ -53,70 +51,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write a chart instead: .png, .svg or .pdf")
     p.set_defaults(handler=run)
-
-
-@attrs.frozen
-class Row:
-    """One line of the funnel: a stage, or a pipeline phase of one or more stages."""
-
-    label: str
-    phase: str | None
-    active: int
-    reached: int
-    conversion: float | None
-    median_time: timedelta | None
-    probability: str
-    weighted: float
-    stale: int
-
-
-def rows_by_stage(funnel: Sequence[reports.FunnelRow],
-                  definition: ProcessDefinition) -> list[Row]:
-    out = []
-    for r in funnel:
-        last = definition.has_stage(r.stage) and definition.is_last(r.stage)
-        out.append(Row(r.name, r.phase, r.active, r.reached, None if last else r.conversion,
-                       r.median_time, probability(r.probability), r.weighted, r.stale))
-    return out
-
-
-def rows_by_phase(funnel: Sequence[reports.FunnelRow]) -> list[Row]:
-    """The stages grouped by pipeline phase, in stage order.
-
-    A phase counts as reached by as many flows as its most reached stage (exact when every
-    flow of the phase passes one of its stages, as it usually does); its conversion is the
-    share of those that reached the next phase; its median time is the sum of its stages'
-    medians, an estimate when it has several.
-    """
-    groups: dict[str, list[reports.FunnelRow]] = {}
-    for r in funnel:
-        groups.setdefault(r.phase or r.stage, []).append(r)
-    keys = list(groups)
-    out = []
-    for i, key in enumerate(keys):
-        members = groups[key]
-        reached = max(m.reached for m in members)
-        nxt = max(m.reached for m in groups[keys[i + 1]]) if i + 1 < len(keys) else None
-        medians = [m.median_time for m in members if m.median_time is not None]
-        probabilities = sorted({m.probability for m in members if m.probability is not None})
-        out.append(Row(
-            label=key,
-            phase=key,
-            active=sum(m.active for m in members),
-            reached=reached,
-            conversion=None if nxt is None or not reached else min(nxt / reached, 1.0),
-            median_time=sum(medians, timedelta(0)) if medians else None,
-            probability="-" if not probabilities else
-            "/".join(f"{p:g}" for p in probabilities) + "%",
-            weighted=sum(m.weighted for m in members),
-            stale=sum(m.stale for m in members),
-        ))
-    return out
-
-
-def funnel_rows(engine: bpf.Engine, definition: ProcessDefinition, by: str) -> list[Row]:
-    found = reports.funnel(engine, definition.process)
-    return rows_by_phase(found) if by == "phase" else rows_by_stage(found, definition)
 
 
 def funnel_text(engine: bpf.Engine, definition: ProcessDefinition, by: str = "stage") -> str:
@@ -186,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
         if chosen and not engine.store.status_counts(chosen[0].process):
             raise CliError(f"no {chosen[0].process!r} flows in {engine.store.url}")
         if output is not None:
-            from bpf.cli._chart import funnel_chart
-
             charts = [(d, funnel_rows(engine, d, args.by)) for d in definitions]
             funnel_chart(charts, output, by=args.by, source=engine.store.url)
             print(f"wrote {output}")
