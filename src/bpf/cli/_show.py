@@ -90,7 +90,7 @@ def render(definition: ProcessDefinition) -> str:
         if stage.steps:
             rows = [
                 ["*" if s.required else "", s.label, s.field,
-                 s.type + (f" ({', '.join(s.choices)})" if s.choices else "")]
+                 s.type + (f" ({', '.join(map(str, s.choices))})" if s.choices else "")]
                 for s in stage.steps
             ]
             lines.append(table(["", "STEP", "FIELD", "TYPE"], rows, indent="  "))

@@ -201,7 +201,8 @@ class _Checker:
             choices = [c for s in steps if s.get("type") == "choice"
                        for c in (s.get("choices") or [])]
             for k, v in enumerate(values):
-                if v not in choices:
+                # By type too: True == 1 in Python, but true is no choice among 1, 2, 3.
+                if not any(type(v) is type(c) and v == c for c in choices):
                     where = (*path, op, k) if values is value else (*path, op)
                     self.error(where, f"{v!r} is not a choice of {field!r}: its choices are "
                                f"{', '.join(map(str, choices))}")

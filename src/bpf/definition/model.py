@@ -39,7 +39,8 @@ class Step:
     label: str
     type: StepType = "text"
     required: bool = False
-    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    # Texts, or whole numbers: a Dynamics option set whose labels the solution does not carry.
+    choices: tuple[str | int, ...] = attrs.field(default=(), converter=tuple)
     description: str | None = None
 
     def is_satisfied(self, value: Any) -> bool:
