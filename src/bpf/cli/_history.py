@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import bpf
+from bpf._clock import utcnow
+from bpf._history import Stay, stays
 from bpf.cli._common import CliError, existing_database, known_definition
 from bpf.cli._output import duration, table
-from bpf.runtime.engine import utcnow
 from bpf.store.base import FlowRow
 
 HELP = "every stage change of every flow on a record, with time in stage"
-
-#: History kinds that put the flow in a stage, where its clock runs.
-ENTERING = frozenset({"start", "next", "previous", "set_active", "migrate", "reactivate"})
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -33,6 +31,13 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M")
+
+
+def _stay(stay: Stay, now: datetime) -> str:
+    """How long a stay lasted, or has lasted ``so far`` while it goes on."""
+    if stay.ended_at is None:
+        return duration(max(now - stay.started_at, timedelta(0))) + " so far"
+    return duration(stay.ended_at - stay.started_at)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,16 +77,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{row.process} v{row.version}: {state}"
                   + (f" ({'; '.join(marks)})" if marks else ""))
             entries = store.history(row.id)
+            # Each stay once, whole, on the entry that entered the stage: a migration goes on
+            # with the same stay (bpf._history), so its row shows none.
+            stay_of = {stay.entered: _stay(stay, now) for stay in stays(entries)}
             lines = []
             for i, entry in enumerate(entries):
-                if entry.kind in ENTERING:
-                    until = entries[i + 1].at if i + 1 < len(entries) else (
-                        now if row.status == "active" else None)
-                    stay = duration(until - entry.at) if until is not None else "-"
-                    if i + 1 == len(entries) and row.status == "active":
-                        stay += " so far"
-                else:
-                    stay = ""
+                stay = stay_of.get(i, "")
                 # A status change (finish, abandon, reactivate) stays in its stage: show it once.
                 leaving = entry.from_stage if entry.from_stage != entry.to_stage else None
                 lines.append([_when(entry.at), entry.kind, name(leaving),
