@@ -21,6 +21,7 @@ from bpf._errors import (
     HookError,
     PipelineFieldWarning,
     Problem,
+    Reason,
     RecordError,
     RegistrationError,
     StageGateError,
@@ -31,12 +32,13 @@ from bpf._errors import (
 )
 
 if TYPE_CHECKING:
+    from bpf._history import StageChange
     from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
     from bpf.definition.loader import load_process, loads_process
     from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
     from bpf.definition.standard import standard_process, standard_processes
     from bpf.runtime.engine import Engine
-    from bpf.runtime.flow import Actor, Flow, FlowEvent, StageChange
+    from bpf.runtime.flow import Actor, Flow, FlowEvent
 
 # The definitions and the engine are imported on first use: the pytest plugin
 # (bpf.testing.plugin) is loaded in every pytest run of a project with bpf installed, and
@@ -48,7 +50,8 @@ _LAZY = {
                     "bpf.definition.model"),
     **dict.fromkeys(("standard_process", "standard_processes"), "bpf.definition.standard"),
     "Engine": "bpf.runtime.engine",
-    **dict.fromkeys(("Actor", "Flow", "FlowEvent", "StageChange"), "bpf.runtime.flow"),
+    **dict.fromkeys(("Actor", "Flow", "FlowEvent"), "bpf.runtime.flow"),
+    "StageChange": "bpf._history",
 }
 # Subpackages reachable as attributes after a plain ``import bpf``, as when it imported them.
 _SUBMODULES = frozenset({"cli", "definition", "reports", "runtime", "store", "testing"})
@@ -81,6 +84,7 @@ __all__ = [
     "PipelineFieldWarning",
     "Problem",
     "ProcessDefinition",
+    "Reason",
     "RecordError",
     "RegistrationError",
     "Stage",
@@ -98,12 +102,28 @@ __all__ = [
 ]
 
 
+def _public(value: Any) -> Any:
+    """``value``, shown as ``bpf.Name`` (reprs, tracebacks, pickles) when it is a class: as
+    httpx does, users see the public face, not the private module that defines it."""
+    if isinstance(value, type):
+        value.__module__ = __name__
+    return value
+
+
+# Every module of bpf imports this package first, so the eagerly imported names are public
+# before any of them can be raised or shown.
+for _name in __all__:
+    if _name not in _LAZY:
+        _public(globals()[_name])
+del _name
+
+
 def __getattr__(name: str) -> Any:
     import importlib
 
     module = _LAZY.get(name)
     if module is not None:
-        value = getattr(importlib.import_module(module), name)
+        value = _public(getattr(importlib.import_module(module), name))
     elif name in _SUBMODULES:
         value = importlib.import_module(f"bpf.{name}")
     else:
