@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import bpf
+from bpf._clock import utcnow
 from bpf.cli._common import (
     CliError,
     database_url,
@@ -20,9 +21,8 @@ from bpf.cli._common import (
     open_engine,
 )
 from bpf.cli._output import Progress, duration
-from bpf.cli._scenario import Scenario, Step, read_scenario
+from bpf.cli._scenario import REFUSED_FOR, Scenario, Step, read_scenario
 from bpf.definition.model import ProcessDefinition
-from bpf.runtime.engine import utcnow
 
 HELP = "play a scenario file (start, set, next, finish...) and print each outcome"
 
@@ -177,12 +177,13 @@ class _Player:
         try:
             outcome = self.act(step)
         except bpf.FlowError as refusal:
-            why = ("gate" if isinstance(refusal, bpf.StageGateError)
-                   else "denied" if isinstance(refusal, bpf.AccessDenied) else "refused")
+            # The expectation that names the refusal's reason, as the scenario would write it.
+            why = next((word for word, reason in REFUSED_FOR.items()
+                        if reason == refusal.reason), "refused")
             message = str(refusal)
-            if isinstance(refusal, bpf.TransitionError) and refusal.reason == "entity":
+            if refusal.reason == bpf.Reason.ENTITY:
                 message += " (in a scenario: add `create: {id: ...}` to the step)"
-            expected = step.expect == "refused" or step.expect == why
+            expected = step.expect in ("refused", why)
             if expected:
                 self.expected_refusals += 1
                 return f"refused, as expected: {message}", True

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import yaml
 
+from bpf._errors import Reason
 from bpf.cli._common import CliError
 
 #: Step kinds, and the keys each accepts besides ``record``, ``actor``, ``process``, ``expect``.
@@ -29,9 +30,10 @@ KINDS: dict[str, frozenset[str]] = {
     "wait": frozenset({"days", "hours", "minutes"}),
 }
 COMMON_KEYS = frozenset({"record", "actor", "process", "expect"})
-#: What a step may expect: it moves (the default), or is refused (by the gate, for lack of a
-#: role, or for any reason).
-EXPECTATIONS = ("moved", "refused", "gate", "denied")
+#: What a step may expect: it moves (the default), or is refused for any reason, or for the
+#: refusal reason (`bpf.Reason`) an expectation names: the gate, or the lack of a role.
+REFUSED_FOR: dict[str, Reason] = {"gate": Reason.GATE, "denied": Reason.ROLE}
+EXPECTATIONS = ("moved", "refused", *REFUSED_FOR)
 TOP_KEYS = frozenset({"description", "processes", "actors", "steps"})
 
 
