@@ -65,12 +65,28 @@ def test_mermaid_gives_stage_ids_it_cannot_read_a_safe_name(bpf_main):
 def test_dot_groups_stages_by_entity_and_labels_branches(bpf_main, tiny):
     out = bpf_main("diagram", tiny, "--format", "dot").out
     assert out.startswith('digraph "tiny-deal" {')
-    assert '"qualify" -> "review" [label="budgetamount > 100000"];' in out
-    assert '"qualify" -> "close" [label="else"];' in out
-    assert '"close" -> "__end" [label="finish (won, lost)"];' in out
+    assert 'qualify -> review [label="next [budgetamount > 100000]"]' in out
+    assert 'qualify -> close [label="next [else]"]' in out
+    assert 'close -> __end [label="finish (won, lost)"]' in out
     cross = bpf_main("diagram", "lead-to-opportunity", "--format", "dot").out
-    assert 'label="lead"; style=dashed;' in cross
-    assert 'label="opportunity"; style=dashed;' in cross
+    assert "subgraph cluster_0 {\n\t\tlabel=lead style=dashed\n\t\tqualify " in cross
+    assert "label=opportunity style=dashed\n\t\tdevelop " in cross
+
+
+def test_mermaid_and_dot_draw_the_same_graph_from_one_transitions_machine(bpf_main):
+    def edges(text, arrow):
+        return {tuple(line.split(arrow)[0].split()) + (line.split(arrow)[1].split()[0],)
+                for line in text.splitlines() if arrow in line and "__" not in line
+                and "[*]" not in line}
+
+    mermaid = bpf_main("diagram", "opportunity-gated").out
+    dot = bpf_main("diagram", "opportunity-gated", "--format", "dot").out
+    drawn = {(a.replace("s3", "executive-review"), b.rstrip(":").replace("s3", "executive-review"))
+             for a, b in edges(mermaid, " --> ")}
+    assert drawn == {(a.strip('"'), b.strip('"')) for a, b in edges(dot, " -> ")}
+    assert ("develop", "executive-review") in drawn and len(drawn) == 5
+    assert "[label=\"next [budgetamount > 100000]\"]" in dot
+    assert "next [budgetamount > 100000]" in mermaid
 
 
 @pytest.mark.parametrize(("name", "start"), [("x.mmd", "---\n"), ("x.dot", "digraph ")])

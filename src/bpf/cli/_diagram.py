@@ -1,16 +1,16 @@
 """``bpf diagram NAME|FILE``: the process graph as Mermaid or Graphviz dot, or rendered by dot.
 
-Mermaid comes from transitions' own diagram support (`GraphMachine` with the mermaid engine): the
-stages are its states and every branch a ``next`` transition whose condition is the branch's
-condition as text. Graphviz text is written here, so it needs no Python binding; rendering it to
-SVG, PNG or PDF runs Graphviz's ``dot`` program when it is installed.
+Both are drawn by transitions' own diagram support: one `GraphMachine` built from the definition
+(`bpf.interop.transitions.graph_machine`), whose states are the stages and whose ``next``
+transitions are the branches, each showing its condition, drawn by its mermaid or its graphviz
+engine (the latter writes dot text through the ``graphviz`` package). Rendering dot to SVG, PNG or
+PDF runs Graphviz's ``dot`` program when it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bpf.cli._common import CliError, load_definition
-from bpf.definition.model import ProcessDefinition, Stage
+from bpf.definition.model import ProcessDefinition
 
 HELP = "draw a process graph (mermaid or dot; -o x.svg renders through Graphviz)"
 
@@ -74,147 +74,84 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- labels -----------------------------------------------------------------------------------
-
-def stage_label(stage: Stage) -> str:
-    """``Qualify (1-Qualify, 10%)``: the stage name, its phase and probability."""
-    facts = [stage.phase] if stage.phase != stage.name else []
-    if stage.probability is not None:
-        facts.append(f"{stage.probability:g}%")
-    return stage.name + (f" ({', '.join(facts)})" if facts else "")
-
-
-def _branch_labels(definition: ProcessDefinition, stage: Stage) -> list[tuple[str, str | None]]:
-    """(target, condition text) per branch; None for the single unconditional successor."""
-    branches = definition.branches(stage.id)
-    if len(branches) == 1 and branches[0].when is None:
-        return [(branches[0].stage, None)]
-    return [(b.stage, str(b.when) if b.when is not None else "else") for b in branches]
-
+# -- drawn by transitions' GraphMachine -------------------------------------------------------
+# One builder, `bpf.interop.transitions.graph_machine`, gives both engines the same graph: the
+# stages are its states and every branch a gated ``next`` transition showing its condition.
 
 def _finish_label(definition: ProcessDefinition) -> str:
     return "finish" + (f" ({', '.join(definition.outcomes)})" if definition.outcomes else "")
 
 
-# -- mermaid, through transitions ---------------------------------------------------------------
-
-@functools.cache
-def _diagram_machine() -> type:
-    """transitions' GraphMachine with states and transitions that carry a label to draw.
-
-    Built on first use: the diagrams extension imports transitions' asyncio support too,
-    which every other ``bpf`` command would pay for at start-up.
-    """
-    from transitions import State
-    from transitions.extensions.diagrams import GraphMachine, TransitionGraphSupport
-
-    class _Stage(State):
-        def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.label = label
-
-    class _Branch(TransitionGraphSupport):
-        def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.label = label
-
-    class _DiagramMachine(GraphMachine):
-        state_cls = _Stage
-        transition_cls = _Branch
-
-    return _DiagramMachine
-
-
-_SAFE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def _ids(definition: ProcessDefinition) -> dict[str, str]:
-    """Stage id -> an id Mermaid accepts (``s3`` for ids with dashes, dots...)."""
-    return {s.id: s.id if _SAFE_ID.match(s.id) else f"s{i}"
-            for i, s in enumerate(definition.stages, 1)}
-
-
-def _mermaid_text(text: str) -> str:
-    return text.replace('"', "'").replace("\n", " ")
-
-
 def mermaid(definition: ProcessDefinition) -> str:
     """The process as a Mermaid state diagram, drawn by transitions' mermaid engine."""
-    ids = _ids(definition)
-    machine = _diagram_machine()(
-        states=[{"name": ids[s.id], "label": _mermaid_text(stage_label(s))}
-                for s in definition.stages],
-        initial=ids[definition.first_stage.id],
-        auto_transitions=False,
-        graph_engine="mermaid",
-        show_conditions=True,
-        title=f'title: "{_mermaid_text(definition.name)}"',
-    )
-    finishing = []
-    for stage in definition.stages:
-        for target, condition in _branch_labels(definition, stage):
-            machine.add_transition(
-                "next", ids[stage.id], ids[target],
-                conditions=[_mermaid_text(condition)] if condition else None,
-                label="next",
-            )
-        if definition.is_last(stage.id):
-            finishing.append(ids[stage.id])
-    graph = machine.model_graphs[id(machine)]
-    graph.reset_styling()  # the machine "is" in its first state: draw no stage as active
-    text = graph.get_graph().source
-    ends = [f"  {stage} --> [*]: {_finish_label(definition)}" for stage in finishing]
+    from bpf.interop.transitions import graph_machine  # on use: other commands never draw
+
+    machine = graph_machine(definition, "mermaid")
+    text = machine.graph_cls(machine).get_graph().source
+    names = {s.id: n for s, n in zip(definition.stages, machine.states, strict=True)}
+    ends = [f"  {names[s.id]} --> [*]: {_finish_label(definition)}"
+            for s in definition.stages if definition.is_last(s.id)]
     return "\n".join([text.rstrip("\n"), *ends]) + "\n"
 
 
-# -- graphviz dot, written here ----------------------------------------------------------------
-
-def _dot(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 def graphviz(definition: ProcessDefinition) -> str:
-    """The process as a Graphviz digraph: one box per stage, grouped by entity when it spans
-    several, an edge per branch labelled with its condition."""
-    d = definition
-    lines = [
-        f"digraph {_dot(d.process)} {{",
-        "  rankdir=LR;",
-        f"  label={_dot(f'{d.process} v{d.version}: {d.name}')}; labelloc=t; fontsize=16;",
-        '  fontname="Helvetica";',
-        '  node [shape=box, style="rounded,filled", fillcolor=white, fontname="Helvetica"];',
-        '  edge [fontname="Helvetica", fontsize=10];',
-        '  "__start" [shape=circle, label="", width=0.2, style=filled, fillcolor=black];',
-        '  "__end" [shape=doublecircle, label="", width=0.2, style=filled, fillcolor=black];',
-    ]
+    """The process as a Graphviz digraph, drawn by transitions' graphviz engine: a box per
+    stage, grouped by entity when it spans several, an edge per branch showing its condition."""
+    from bpf.interop.transitions import graph_machine
 
-    def node(stage: Stage) -> str:
-        label = stage.name + "\n" + ", ".join(
-            x for x in (stage.phase if stage.phase != stage.name else "",
-                        f"{stage.probability:g}%" if stage.probability is not None
-                        else "") if x)
-        required = len(stage.required_steps)
-        if required:
-            label += f"\n{required} required step{'s' if required > 1 else ''}"
-        return f"{_dot(stage.id)} [label={_dot(label.strip())}];"
+    try:
+        machine = graph_machine(definition, "graphviz")
+    except ImportError as exc:
+        raise CliError("dot output needs the Python package graphviz, a dependency of bpf: "
+                       f"pip install graphviz ({exc})") from exc
+    return _process_graph()(machine, definition).get_graph().source
 
-    if len(d.entities) > 1:
-        for i, entity in enumerate(d.entities):
-            lines.append(f"  subgraph cluster_{i} {{")
-            lines.append(f"    label={_dot(entity)}; style=dashed;")
-            lines.extend(f"    {node(s)}" for s in d.stages if s.entity == entity)
-            lines.append("  }")
-    else:
-        lines.extend(f"  {node(s)}" for s in d.stages)
-    lines.append(f'  "__start" -> {_dot(d.first_stage.id)};')
-    for stage in d.stages:
-        for target, condition in _branch_labels(d, stage):
-            attrs = f" [label={_dot(condition)}]" if condition else ""
-            lines.append(f"  {_dot(stage.id)} -> {_dot(target)}{attrs};")
-        if d.is_last(stage.id):
-            lines.append(f'  {_dot(stage.id)} -> "__end" [label={_dot(_finish_label(d))}];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+
+@functools.cache
+def _process_graph() -> type:
+    """transitions' graphviz graph, with what a process diagram adds: entity clusters, the
+    required steps of each stage, a start and an end."""
+    from transitions.extensions.diagrams_graphviz import Graph
+
+    class ProcessGraph(Graph):  # type: ignore[misc]
+        def __init__(self, machine: Any, definition: ProcessDefinition) -> None:
+            self.definition = definition
+            super().__init__(machine)
+
+        def _convert_state_attributes(self, state: dict[str, Any]) -> str:
+            required = len(self.definition.stage(state["name"]).required_steps)
+            label = super()._convert_state_attributes(state)
+            if required:
+                label += f"{required} required step{'s' if required > 1 else ''}\\l"
+            return label
+
+        def _add_nodes(self, states: list[dict[str, Any]], container: Any) -> None:
+            d = self.definition
+            if len(d.entities) == 1:
+                super()._add_nodes(states, container)
+                return
+            for i, entity in enumerate(d.entities):
+                with container.subgraph(name=f"cluster_{i}") as cluster:
+                    cluster.attr(label=entity, style="dashed")
+                    super()._add_nodes(
+                        [s for s in states if d.stage(s["name"]).entity == entity], cluster)
+
+        def get_graph(self, title: str | None = None, roi_state: Any = None) -> Any:
+            d = self.definition
+            graph = super().get_graph(title, roi_state)
+            graph.name = d.process
+            graph.attr(labelloc="t")  # the title above the graph, as Mermaid puts it
+            graph.node("__start", label="", shape="circle", width="0.2", style="filled",
+                       fillcolor="black")
+            graph.node("__end", label="", shape="doublecircle", width="0.2", style="filled",
+                       fillcolor="black")
+            graph.edge("__start", d.first_stage.id)
+            for stage in d.stages:
+                if d.is_last(stage.id):
+                    graph.edge(stage.id, "__end", label=_finish_label(d))
+            return graph
+
+    return ProcessGraph
 
 
 def render(text: str, dot: str, output: Path) -> None:
