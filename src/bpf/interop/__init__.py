@@ -1,0 +1,1 @@
+"""Other formats and libraries: Dynamics 365 import, a transitions adapter."""
