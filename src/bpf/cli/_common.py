@@ -74,6 +74,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path)
 
 
+def add_database_to_read(parser: Any) -> None:
+    """The ``--db URL`` argument of a command that reads what a demo or a run wrote; its value
+    goes through `existing_database`."""
+    parser.add_argument("--db", required=True, metavar="URL",
+                        help="the database: sqlite:///file.db, a PostgreSQL URL, or an SQLite "
+                        "path")
+
+
 def existing_database(value: str) -> str:
     """The URL of a database to read, refusing an SQLite file that does not exist (SQLite
     would quietly create an empty one)."""

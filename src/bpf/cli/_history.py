@@ -9,7 +9,7 @@ from typing import Any
 import bpf
 from bpf._clock import utcnow
 from bpf._history import Stay, stays
-from bpf.cli._common import CliError, existing_database, known_definition
+from bpf.cli._common import CliError, add_database_to_read, existing_database, known_definition
 from bpf.cli._output import duration, table
 from bpf.store.base import FlowRow
 
@@ -23,8 +23,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "first, who made it and how long the flow stayed in the stage, read from a database "
         "that `bpf demo` or `bpf run --db` wrote.",
     )
-    p.add_argument("--db", required=True, metavar="URL",
-                   help="the database: sqlite:///file.db, a PostgreSQL URL, or an SQLite path")
+    add_database_to_read(p)
     p.add_argument("record", metavar="RECORD_ID", help="the record's id")
     p.set_defaults(handler=run)
 

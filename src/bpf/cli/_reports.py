@@ -17,6 +17,7 @@ from bpf._clock import utcnow
 from bpf.cli._chart import funnel_chart
 from bpf.cli._common import (
     CliError,
+    add_database_to_read,
     example_names,
     existing_database,
     load_definition,
@@ -42,8 +43,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "weighted by each stage's probability, and stale flows. A text chart, or with -o a "
         "PNG, SVG or PDF chart (needs matplotlib: pip install 'bpf[charts]').",
     )
-    p.add_argument("--db", required=True, metavar="URL",
-                   help="the database: sqlite:///file.db, a PostgreSQL URL, or an SQLite path")
+    add_database_to_read(p)
     p.add_argument("--process", metavar="NAME|FILE",
                    help="the process (default: every shipped process with flows in the database)")
     p.add_argument("--by", choices=("stage", "phase"), default="stage",
