@@ -2,6 +2,18 @@
 
 ``bpf.testing`` needs Hypothesis (the ``test`` extra). It is imported lazily, so the pytest plugin
 (`bpf.testing.plugin`, loaded in every pytest run) stays cheap and never needs it.
+
+Where things are:
+
+- ``_strategies``: records, actors and operations drawn from a definition;
+- ``_world``: the oracle, what the definition says should happen (stages, refusals and why);
+- ``_invariants``: the checks after every step, around a refusal and after a reopen;
+- ``_driver``: applies one operation to real flows, checks it against the world, logs the step;
+- ``_rules``: the Hypothesis rules that draw operations, and the invariant;
+- ``_machine``: `FlowMachine`, the machine class for given definitions, and its settings;
+- ``_failure``: the properties by name and `ProcessCheckFailed`, how a counterexample reads;
+- ``_minimize``: cuts a failing run down by replaying variants of its operations;
+- ``_check``: `check_process` and its `CheckReport`; ``plugin``: the pytest plugin.
 """
 
 from __future__ import annotations
@@ -10,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bpf.testing._check import CheckReport, check_process
-    from bpf.testing._machine import PROPERTIES, FlowMachine, ProcessCheckFailed
+    from bpf.testing._failure import PROPERTIES, ProcessCheckFailed
+    from bpf.testing._machine import FlowMachine
     from bpf.testing._strategies import Operation, actors, operations, records
 
 _LAZY = {
@@ -19,8 +32,8 @@ _LAZY = {
     "operations": "bpf.testing._strategies",
     "Operation": "bpf.testing._strategies",
     "FlowMachine": "bpf.testing._machine",
-    "ProcessCheckFailed": "bpf.testing._machine",
-    "PROPERTIES": "bpf.testing._machine",
+    "ProcessCheckFailed": "bpf.testing._failure",
+    "PROPERTIES": "bpf.testing._failure",
     "check_process": "bpf.testing._check",
     "CheckReport": "bpf.testing._check",
 }

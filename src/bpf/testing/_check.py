@@ -14,7 +14,9 @@ from hypothesis.stateful import run_state_machine_as_test
 from bpf.definition.loader import load_process
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import Engine
-from bpf.testing._machine import FlowMachine, ProcessCheckFailed, default_settings, minimize
+from bpf.testing._failure import ProcessCheckFailed
+from bpf.testing._machine import FlowMachine, default_settings
+from bpf.testing._minimize import minimize
 
 Process = str | os.PathLike[str] | ProcessDefinition
 

@@ -142,7 +142,7 @@ class ProcessItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from bpf import BpfError
-        from bpf.testing._machine import ProcessCheckFailed
+        from bpf.testing._failure import ProcessCheckFailed
 
         if isinstance(excinfo.value, (ProcessCheckFailed, BpfError)):
             return str(excinfo.value)
