@@ -1,8 +1,17 @@
 """What the kit's tests share: a user's process, and engines with planted faults.
 
-Each faulty engine breaks exactly one thing the kit promises to notice, by overriding a private
-method of `bpf.Engine` (the runtime itself is never edited). The tests assert that
-`check_process` reports each one with a shrunk counterexample.
+Each faulty engine breaks exactly one thing the kit promises to notice, and is planted through
+bpf's public seams only, so the runtime's internals may change freely under these tests:
+
+- a subclass of `bpf.Engine` that overrides public methods only: ``register`` (the engine runs
+  a loosened copy of the definition), or ``start``/``flow``/``get_flow`` (it hands out flows
+  with one method replaced);
+- a twin engine on the same store, registered with a loosened definition, that makes one kind
+  of move the real engine would refuse or route elsewhere;
+- a `bpf.store.Store` subclass that loses history or crashes;
+- a ``stage_changed`` hook.
+
+The tests assert that `check_process` reports each one with a shrunk counterexample.
 """
 
 from __future__ import annotations
@@ -10,8 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 import bpf
-from bpf.runtime.engine import _pick
+from bpf.store import MemoryStore, SQLStore
 
 HERE = Path(__file__).parent
 DEAL_PATH = HERE / "processes" / "deal.yaml"
@@ -20,79 +31,226 @@ PROCESSES = HERE.parents[1] / "processes"
 SHIPPED = sorted(PROCESSES.rglob("*.yaml"))
 
 
+# -- loosened definitions --------------------------------------------------------------------------
+
+
+def _each_stage(definition: bpf.ProcessDefinition, change: Any) -> bpf.ProcessDefinition:
+    return attrs.evolve(definition, stages=[change(definition, s) for s in definition.stages])
+
+
+def without_gates(definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+    """The definition with no required step."""
+    return _each_stage(definition, lambda d, s: attrs.evolve(
+        s, steps=[attrs.evolve(step, required=False) for step in s.steps]))
+
+
+def default_branches_only(definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+    """The definition with every stage's conditional branches dropped: only the last (the
+    default) is left."""
+    def change(d: bpf.ProcessDefinition, s: bpf.Stage) -> bpf.Stage:
+        branches = d.branches(s.id)
+        if not branches:
+            return attrs.evolve(s, next=(), end=True)
+        return attrs.evolve(s, next=[bpf.Branch(branches[-1].stage)])
+
+    return _each_stage(definition, change)
+
+
+def every_stage_last(definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+    """The definition with no branch at all: a flow may finish at any stage."""
+    return _each_stage(definition, lambda d, s: attrs.evolve(s, next=(), end=True))
+
+
+# -- engines running a loosened definition ---------------------------------------------------------
+
+
 class GatelessEngine(bpf.Engine):
     """Moves on even when required steps are empty."""
 
-    def _next(self, flow: Any, actor: Any, record: Any) -> Any:
-        try:
-            return super()._next(flow, actor, record)
-        except bpf.StageGateError:
-            if not flow._stage.branches:  # a last stage: nowhere to move anyway
-                raise
-            target = _pick(flow._stage.branches, self._getter(flow, flow.stage.entity))
-            return self._move(flow, "next", target, actor, record)
-
-
-class BranchBlindEngine(bpf.Engine):
-    """Always takes the last (default) branch, whatever the conditions say."""
-
-    def _next(self, flow: Any, actor: Any, record: Any) -> Any:
-        self._check_move(flow, actor, "move")
-        branches = flow._stage.branches
-        if branches and not self._missing(flow):
-            return self._move(flow, "next", branches[-1][1], actor, record)
-        return super()._next(flow, actor, record)
-
-
-class ForgetfulEngine(bpf.Engine):
-    """Drops the history entry of every move back (previous)."""
-
-    def _move(self, flow: Any, kind: str, target: str, actor: Any, given: Any) -> Any:
-        stage = super()._move(flow, kind, target, actor, given)
-        if kind == "previous" and flow._history:
-            flow._history.pop()
-        return stage
+    def register(self, definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+        return super().register(without_gates(definition))
 
 
 class RoleBlindEngine(bpf.Engine):
     """Lets anybody move any flow."""
 
-    def _check_role(self, definition: Any, actor: Any, what: str) -> None:
-        return None
+    def register(self, definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+        return super().register(attrs.evolve(definition, roles=()))
 
 
-class EndlessEngine(bpf.Engine):
-    """Finishes a flow at any stage, not only at a last one."""
-
-    def _finish(self, flow: Any, outcome: Any, actor: Any) -> None:
-        self._check_move(flow, actor, "finish")
-        self._status(flow, "finish", "finished", actor, outcome, None, {})
+# -- engines handing out flows with a method replaced ----------------------------------------------
 
 
-class LeakyEngine(bpf.Engine):
+class FaultyFlow:
+    """A flow as a faulty engine hands it out: the engine's flow, with the methods a subclass
+    replaces; everything else is the real flow's."""
+
+    def __init__(self, flow: bpf.Flow, engine: FlowHandingEngine) -> None:
+        self.real = flow
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.real!r}>"
+
+
+class FlowHandingEngine(bpf.Engine):
+    """Hands out its flows wrapped in ``faulty`` (from the public lookups that return one flow)."""
+
+    faulty: type[FaultyFlow] = FaultyFlow
+
+    def start(self, process: str, record: Any, **kwargs: Any) -> Any:
+        return self.faulty(super().start(process, record, **kwargs), self)
+
+    def flow(self, record: Any, process: str) -> Any:
+        return self.faulty(super().flow(record, process), self)
+
+    def get_flow(self, flow_id: str) -> Any:
+        return self.faulty(super().get_flow(flow_id), self)
+
+
+class _Forgetful(FaultyFlow):
+    @property
+    def history(self) -> tuple[Any, ...]:
+        return tuple(e for e in self.real.history if e.kind != "previous")
+
+
+class ForgetfulEngine(FlowHandingEngine):
+    """Drops the history entry of every move back (previous) from the flows' histories."""
+
+    faulty = _Forgetful
+
+
+class _Leaky(FaultyFlow):
+    def next(self, *, actor: Any = None, record: Any = None) -> Any:
+        flow = self.real
+        definition = flow.process
+        branches = definition.branches(flow.stage.id)
+        if flow.status == "active" and branches and flow.record is not None:
+            phase = definition.stage(branches[-1].stage).phase
+            flow.record[definition.pipeline_field] = phase
+        return flow.next(actor=actor, record=record)
+
+
+class LeakyEngine(FlowHandingEngine):
     """Writes the next stage's phase into the record before the gate refuses the move."""
 
-    def _next(self, flow: Any, actor: Any, record: Any) -> Any:
-        if flow.status == "active" and flow._stage.branches and flow.record is not None:
-            target = flow._stage.branches[-1][1]
-            flow.record["stepname"] = flow._compiled.stages[target].stage.phase
-        return super()._next(flow, actor, record)
+    faulty = _Leaky
+
+
+class _Lying(FaultyFlow):
+    def missing(self) -> list[Any]:
+        return []
+
+
+class LyingEngine(FlowHandingEngine):
+    """Says nothing is missing, while its gate holds."""
+
+    faulty = _Lying
+
+
+# -- engines with a twin on the same store ---------------------------------------------------------
+
+
+class TwinEngine(FlowHandingEngine):
+    """An engine with a twin on the same store that runs ``loosen(definition)``: the faulty flows
+    make one kind of move through the twin, then reload from the store."""
+
+    @staticmethod
+    def loosen(definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+        return definition
+
+    def __init__(self, store: Any = None, **kwargs: Any) -> None:
+        shared = MemoryStore() if store is None else store
+        super().__init__(shared, **kwargs)
+        self.twin = bpf.Engine(shared, **kwargs)
+
+    def register(self, definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+        self.twin.actions.update(self.actions)
+        self.twin.register(self.loosen(definition))
+        return super().register(definition)
+
+    def twin_of(self, flow: bpf.Flow) -> bpf.Flow:
+        twin = self.twin.get_flow(flow.id)
+        for record in flow.records.values():
+            if record is not None:
+                twin.bind(record)
+        return twin
+
+
+class _BranchBlind(FaultyFlow):
+    engine: TwinEngine
+
+    def next(self, *, actor: Any = None, record: Any = None) -> Any:
+        stage = self.engine.twin_of(self.real).next(actor=actor, record=record)
+        self.real.refresh()
+        return stage
+
+
+class BranchBlindEngine(TwinEngine):
+    """Always takes the last (default) branch, whatever the conditions say."""
+
+    faulty = _BranchBlind
+    loosen = staticmethod(default_branches_only)
+
+
+class _Endless(FaultyFlow):
+    engine: TwinEngine
+
+    def finish(self, outcome: str | None = None, *, actor: Any = None) -> None:
+        self.engine.twin_of(self.real).finish(outcome, actor=actor)
+        self.real.refresh()
+
+
+class EndlessEngine(TwinEngine):
+    """Finishes a flow at any stage, not only at a last one."""
+
+    faulty = _Endless
+    loosen = staticmethod(every_stage_last)
+
+
+# -- faulty stores and hooks -----------------------------------------------------------------------
+
+
+class _AmnesiacStore(SQLStore):
+    def history(self, flow_id: str) -> list[Any]:
+        return super().history(flow_id)[:-1]
 
 
 class AmnesiacEngine(bpf.Engine):
     """Loses the latest history entry of every flow it reads back from its store."""
 
-    def _load_history(self, flow: Any) -> Any:
-        return super()._load_history(flow)[:-1]
+    def __init__(self, store: str, **kwargs: Any) -> None:
+        super().__init__(_AmnesiacStore(store), **kwargs)
 
 
-def skip_pipeline_field(monkeypatch: Any) -> None:
-    """Make the engine write every field but the pipeline field (stepname)."""
-    real = bpf.runtime.engine.set_field
+class _CrashingStore(MemoryStore):
+    def write(self, ops: Any) -> None:
+        if any(e.kind == "previous" for op in ops for e in getattr(op, "entries", ())):
+            raise KeyError("traversed")
+        super().write(ops)
 
-    def set_field(record: Any, field: str, value: Any) -> Any:
-        if field == "stepname":
-            return lambda: None
-        return real(record, field, value)
 
-    monkeypatch.setattr("bpf.runtime.engine.set_field", set_field)
+class CrashingEngine(bpf.Engine):
+    """Lets a store's KeyError out of every move back (previous), not a bpf.BpfError."""
+
+    def __init__(self, store: Any = None, **kwargs: Any) -> None:
+        super().__init__(_CrashingStore() if store is None else store, **kwargs)
+
+
+class PipelineSkippingEngine(bpf.Engine):
+    """Leaves the record's pipeline field unwritten after every stage change (a
+    ``stage_changed`` hook takes it off again)."""
+
+    def __init__(self, store: Any = None, **kwargs: Any) -> None:
+        super().__init__(store, **kwargs)
+        self.on("stage_changed", _unwrite_pipeline_field)
+
+
+def _unwrite_pipeline_field(event: bpf.FlowEvent) -> None:
+    field = event.flow.process.pipeline_field
+    record = event.flow.record
+    if field is not None and record is not None:
+        record.pop(field, None)

@@ -15,15 +15,16 @@ from kit_support import (
     DEAL,
     AmnesiacEngine,
     BranchBlindEngine,
+    CrashingEngine,
     EndlessEngine,
     ForgetfulEngine,
     GatelessEngine,
     LeakyEngine,
+    LyingEngine,
+    PipelineSkippingEngine,
     RoleBlindEngine,
-    skip_pipeline_field,
 )
 
-import bpf
 from bpf.testing import ProcessCheckFailed, check_process
 
 START = "start deal on opportunity-1 as maria (salesperson) → started at qualify"
@@ -57,9 +58,8 @@ def test_gating_off_is_reported_with_the_empty_required_steps() -> None:
     )
 
 
-def test_a_pipeline_field_left_unwritten_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    skip_pipeline_field(monkeypatch)
-    found = failure()
+def test_a_pipeline_field_left_unwritten_is_reported() -> None:
+    found = failure(engine_factory=PipelineSkippingEngine)
     assert found.property == "pipeline"
     assert found.steps == ("opportunity-1 = {}", START)
     assert found.violation == (
@@ -132,10 +132,6 @@ def test_a_store_that_loses_history_is_reported_by_a_new_engine() -> None:
 
 
 def test_an_engine_error_that_is_not_a_bpf_error_is_reported() -> None:
-    class CrashingEngine(bpf.Engine):
-        def _previous(self, flow: Any, actor: Any) -> Any:
-            raise KeyError("traversed")
-
     found = failure(engine_factory=CrashingEngine)
     assert found.property == "errors"
     assert found.steps[-1] == (
@@ -146,8 +142,4 @@ def test_an_engine_error_that_is_not_a_bpf_error_is_reported() -> None:
 def test_the_kit_decides_from_the_definition_not_from_the_engine_helpers() -> None:
     # An engine whose missing() lies but whose gate holds is right where it matters: no
     # failure. (The kit never asks the engine what is missing.)
-    class LyingEngine(bpf.Engine):
-        def _missing(self, flow: Any) -> list[Any]:
-            return []
-
     check_process(DEAL, engine_factory=LyingEngine, derandomize=True, max_examples=30)
