@@ -118,9 +118,9 @@ def _dsn(url: str) -> str:
 def _sqlite_statements() -> dict[str, str]:
     from sqlalchemy.dialects import sqlite
 
-    from bpf.store.sql import _Statements
+    from bpf.store.sql.statements import Statements
 
-    return {name: sql for name, (sql, _) in _Statements(sqlite.dialect(), None)._sql.items()}
+    return Statements(sqlite.dialect(), None).sql
 
 
 def _at(i: int) -> str:

@@ -13,6 +13,7 @@ import bpf
 from bpf.store import sql
 from bpf.store.memory import MemoryStore
 from bpf.store.sql import SQLStore
+from bpf.store.sql import schema as sql_schema
 
 TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records"}
 
@@ -68,8 +69,8 @@ def test_an_older_schema_is_migrated_forward_by_its_named_steps(persistent_url, 
         steps.append(1)
         conn.execute(sa.text("ALTER TABLE bpf_flows ADD COLUMN notes VARCHAR"))
 
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(sql, "MIGRATIONS", {1: add_notes})
+    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sql_schema, "MIGRATIONS", {1: add_notes})
 
     assert SQLStore(persistent_url).schema_version() == 2
     assert SQLStore(persistent_url).schema_version() == 2
@@ -79,7 +80,7 @@ def test_an_older_schema_is_migrated_forward_by_its_named_steps(persistent_url, 
 def test_sqlite_is_durable_by_default_in_wal_mode(tmp_path):
     def pragmas(url):
         store = SQLStore(url)
-        with store._engine.connect() as conn:
+        with store.engine.connect() as conn:
             found = [conn.exec_driver_sql(f"PRAGMA {p}").scalar()
                      for p in ("journal_mode", "synchronous", "busy_timeout")]
         store.close()

@@ -1,0 +1,199 @@
+"""`SQLStore`: opens the database, reads rows, and hands writes to its `Writer` and report
+questions to `bpf.store.sql.reports`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bpf._errors import StoreError
+from bpf._history import StageChange
+from bpf.store.base import FlowRow, Op, StageTime, Store
+from bpf.store.sql import reports
+from bpf.store.sql.connection import Database, engine_from_url, retry_dropped
+from bpf.store.sql.rows import FlowState, flow_rows, last_change
+from bpf.store.sql.schema import open_schema
+from bpf.store.sql.schema import schema_version as stored_version
+from bpf.store.sql.statements import (
+    ACTIVE_FLOW,
+    GET_FLOW,
+    HISTORY,
+    LAST_CHANGE,
+    RECORD_FLOWS,
+    flow_page,
+)
+from bpf.store.sql.tables import flows
+from bpf.store.sql.writer import Writer
+
+_PAGE = 500  # flows per page when streaming
+
+
+class SQLStore(Store):
+    """Flows in SQLite or PostgreSQL, through SQLAlchemy Core.
+
+    ``target`` is a database URL (``"sqlite:///bpf.db"``, ``"postgresql+psycopg://user@host/db"``;
+    a plain ``postgresql://`` URL uses psycopg 3 unless psycopg2 is installed) or a SQLAlchemy
+    `Engine` of the caller's own, so bpf's tables live in the application's database.
+
+    ``schema`` puts the tables in that PostgreSQL schema. ``synchronous`` is SQLite's
+    ``PRAGMA synchronous`` for a URL-opened file: ``"full"`` (the default) makes every
+    committed move survive a power cut; ``"normal"`` is faster in WAL mode and still survives
+    a crash of the process, but may lose the last commits on a power cut. The URL may carry it
+    as ``?synchronous=normal``. ``busy_timeout`` is how long (seconds) a SQLite writer waits
+    for another process's transaction instead of failing.
+
+    The tables are created on first use and the schema version is checked: a database written
+    by a newer bpf is refused with `bpf.StoreError`. Every SQLAlchemy or driver error comes out
+    as `bpf.StoreError`, naming the URL with its password hidden.
+    """
+
+    def __init__(
+        self,
+        target: str | sa.Engine,
+        *,
+        schema: str | None = None,
+        synchronous: str | None = None,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        if isinstance(target, sa.Engine):
+            engine, own = target, False
+            self.url = target.url.render_as_string(hide_password=True)
+        elif isinstance(target, str):
+            (engine, self.url), own = engine_from_url(target, synchronous, busy_timeout), True
+        else:
+            raise StoreError(
+                f"SQLStore takes a database URL or a SQLAlchemy Engine, got {type(target).__name__}"
+            )
+        try:
+            self._db = Database(engine, self.url, schema=schema, own=own)
+        except BaseException:
+            if own:
+                engine.dispose()
+            raise
+        #: "sqlite" or "postgresql"
+        self.dialect = self._db.dialect
+        self.concurrent_reads = self._db.concurrent_reads
+        self._writer = Writer(self._db)
+        try:
+            with self._db.errors("cannot open the store"):
+                open_schema(self._db)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy Engine the store runs on (the caller's own, or the one made from the
+        URL): for the application's own queries of bpf's tables."""
+        return self._db.engine
+
+    @retry_dropped
+    def schema_version(self) -> int:
+        """The schema version stored in the database."""
+        with self._db.reading("cannot read the schema version") as conn:
+            return stored_version(conn)
+
+    def close(self) -> None:
+        """Release connections (a caller's own Engine is left to the caller)."""
+        self._writer.close()
+        self._db.dispose()
+
+    def __repr__(self) -> str:
+        return f"<SQLStore {self.url}>"
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Op]) -> None:
+        self._writer.write(ops)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _rows(self, doing: str, statement: Any, params: Mapping[str, Any]) -> list[FlowRow]:
+        """The flows ``statement`` reads; their states go to the writer (see `Writer.remember`)."""
+        states: dict[str, FlowState] = {}
+        with self._db.reading(doing) as conn:
+            found = flow_rows(conn.execute(statement, params), states)
+        self._writer.remember(states)
+        return found
+
+    @retry_dropped
+    def record_flows(self, record_id: str) -> list[FlowRow]:
+        return self._rows("cannot read flows", RECORD_FLOWS, {"record_id": record_id})
+
+    @retry_dropped
+    def get_flow(self, flow_id: str) -> FlowRow | None:
+        found = self._rows("cannot read a flow", GET_FLOW, {"flow_id": flow_id})
+        return found[0] if found else None
+
+    @retry_dropped
+    def history(self, flow_id: str) -> list[StageChange]:
+        with self._db.reading("cannot read history") as conn:
+            return [StageChange(*r) for r in conn.execute(HISTORY, {"flow_id": flow_id})]
+
+    @retry_dropped
+    def active_flow_id(self, record_id: str) -> str | None:
+        with self._db.reading("cannot read a record") as conn:
+            return conn.scalar(ACTIVE_FLOW, {"record_id": record_id})
+
+    @retry_dropped
+    def last_change(self, record_id: str) -> StageChange | None:
+        with self._db.reading("cannot read a record") as conn:
+            r = conn.execute(LAST_CHANGE, {"record_id": record_id}).first()
+        return None if r is None else last_change(record_id, r)
+
+    def iter_flows(
+        self, process: str | None = None, *, version: int | None = None,
+        status: str | None = None,
+    ) -> Iterator[FlowRow]:
+        conditions = []
+        if process is not None:
+            conditions.append(flows.c.process == process)
+        if version is not None:
+            conditions.append(flows.c.version == version)
+        if status is not None:
+            conditions.append(flows.c.status == status)
+        return self._pages(conditions)
+
+    def _pages(self, conditions: list[Any]) -> Iterator[FlowRow]:
+        """Flows matching ``conditions``, a page per short transaction (keyset on the id), so a
+        slow consumer holds no connection and never has every flow in memory."""
+        after = ""
+        while True:
+            rows = self._rows("cannot read flows", flow_page(conditions, after, _PAGE), {})
+            yield from rows
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1].id
+
+    # -- reports: queries (see bpf.store.sql.reports) -------------------------------------------
+
+    def stage_counts(
+        self, process: str, *, status: str | None = "active"
+    ) -> dict[tuple[int, str], int]:
+        return reports.stage_counts(self._db, process, status)
+
+    def status_counts(self, process: str) -> dict[str, int]:
+        return reports.status_counts(self._db, process)
+
+    def reached_counts(self, process: str) -> dict[str, int]:
+        return reports.reached_counts(self._db, process)
+
+    def advanced_counts(self, process: str) -> dict[str, int]:
+        return reports.advanced_counts(self._db, process)
+
+    def stale_counts(
+        self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
+    ) -> dict[tuple[int, str], int]:
+        return reports.stale_counts(self._db, process, cutoffs)
+
+    def stale(
+        self, process: str, cutoffs: Mapping[tuple[int, str], datetime]
+    ) -> Iterator[FlowRow]:
+        for key, cutoff in cutoffs.items():
+            yield from self._pages(reports.stale_conditions(process, key, cutoff))
+
+    def time_in_stage(self, process: str) -> dict[str, StageTime]:
+        return reports.time_in_stage(self._db, process)

@@ -1,0 +1,296 @@
+"""Writing: a list of ops applied in one transaction, with the checks that make a stale or
+duplicate write fail and change nothing.
+
+Optimistic concurrency on each flow's ``revision`` (``UPDATE ... WHERE id = :id AND revision
+= :expected``) makes a stale writer fail with `bpf.ConcurrencyError`; the unique (process,
+primary record) makes a duplicate start fail with `bpf.FlowExistsError`. A history row is
+written in the same transaction as the flow change it describes, so a crash leaves both or
+neither.
+
+The report columns of a history row need the flow's `FlowState`. The writer keeps the state of
+the flows it wrote or the store read, by id: a write of a flow at the revision it knows needs no
+read first; any other reads the state in its transaction, under the lock of the update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from bpf._errors import BpfError, ConcurrencyError, FlowExistsError, FlowNotFoundError, StoreError
+from bpf.store.base import InsertFlow, Op, SetActiveFlow, SetLastChange, UpdateFlow
+from bpf.store.sql.connection import Database, WriteConnection, cause
+from bpf.store.sql.rows import (
+    FlowState,
+    aware,
+    driver_datetime,
+    history_params,
+    insert_params,
+    last_params,
+    sqlite_datetime,
+    update_params,
+)
+from bpf.store.sql.statements import Statements
+from bpf.store.sql.tables import flows
+
+_KNOWN = 100_000  # flow states kept to spare a read before an update
+_CHUNK = 500  # keys per IN list
+
+
+class Writer:
+    """The write side of one `SQLStore`: its write connection, its compiled statements and
+    the flow states it knows."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._connection = WriteConnection(db)
+        self._statements: Statements | None = None  # compiled on the first write
+        self._datetime = sqlite_datetime if db.sqlite else aware
+        self._known: dict[str, FlowState] = {}
+
+    def write(self, ops: Sequence[Op]) -> None:
+        """See `bpf.store.Store.write`."""
+        if not ops:
+            return
+        inserted = [op for op in ops if type(op) is InsertFlow]
+        if inserted:
+            _check_duplicate_inserts(inserted)
+        if self._statements is None:
+            self._statements = Statements(self._db.engine.dialect, self._db.schema)
+        single = self._single_move(ops)
+        run = self._connection.run
+        try:
+            if single is None:
+                states = run(lambda cursor: self._apply(cursor, ops))
+            elif self._db.sqlite:
+                states = run(lambda cursor: self._apply_move(cursor, *single))
+            else:
+                states = run(lambda cursor: self._postgres_move(cursor, *single),
+                             one_statement=True)
+        except BpfError:
+            raise
+        except self._db.db_errors as exc:
+            if inserted and isinstance(exc, self._db.integrity_errors):
+                self._raise_if_exists(inserted)
+            raise StoreError(f"{self._db.url}: cannot write: {cause(exc)}") from exc
+        self.remember(states)
+
+    def remember(self, states: Mapping[str, FlowState]) -> None:
+        """Keep the state of flows as written or read: the next write of a flow at that
+        revision needs no read. A revision names one committed state, so an entry is right for
+        as long as the flow stays at its revision; the UPDATE's revision check catches the rest."""
+        known = self._known
+        if len(known) + len(states) > _KNOWN:
+            known.clear()
+        known.update(states)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    # -- one stage change: the common case, with a path of its own --------------------------------
+
+    def _single_move(self, ops: Sequence[Op]) -> tuple[UpdateFlow, str, FlowState] | None:
+        """(the update, the record of its last change, the flow's known state) when ``ops`` are
+        one stage change of a flow this store knows at its revision; else None."""
+        if len(ops) != 2:
+            return None
+        update, last = ops
+        if (type(update) is not UpdateFlow or type(last) is not SetLastChange
+                or update.new_records or len(update.entries) != 1):
+            return None
+        entry = update.entries[0]
+        if last.change is not entry and last.change != entry:
+            return None
+        known = self._known.get(update.row.id)
+        if known is None or known.revision != update.expected_revision:
+            return None
+        return update, last.record_id, known  # type: ignore[return-value]
+
+    def _plan_move(
+        self, update: UpdateFlow, known: FlowState
+    ) -> tuple[FlowState, tuple[Any, ...], tuple[Any, ...]]:
+        """The flow's state after a single stage change, its UPDATE and its history row."""
+        state = known.copy()
+        entry = history_params(update.entries[0], state, self._datetime)
+        state.revision = update.row.revision
+        return state, update_params(update.row, state, update.expected_revision,
+                                    self._datetime), entry
+
+    def _apply_move(
+        self, cursor: Any, update: UpdateFlow, record_id: str, known: FlowState
+    ) -> dict[str, FlowState]:
+        """SQLite: one stage change in three statements."""
+        statements = self._statements
+        assert statements is not None
+        state, flow, entry = self._plan_move(update, known)
+        if statements.execute(cursor, "update_flow", flow).rowcount != 1:
+            self._raise_conflict(cursor, [flow])
+        statements.execute(cursor, "insert_history", entry)
+        statements.execute(
+            cursor, "upsert_last", last_params(record_id, update.entries[0], self._datetime)
+        )
+        return {update.row.id: state}
+
+    def _postgres_move(
+        self, cursor: Any, update: UpdateFlow, record_id: str, known: FlowState
+    ) -> dict[str, FlowState]:
+        """PostgreSQL: one stage change as ONE autocommitted statement (data-modifying CTEs:
+        the flow's UPDATE, and the history row and the record's last change inserted only if
+        the UPDATE found the expected revision): one round trip instead of five (BEGIN, three
+        statements, COMMIT), with the same all-or-nothing outcome."""
+        statements = self._statements
+        assert statements is not None
+        state, flow, entry = self._plan_move(update, known)
+        params = (*flow, *entry, *last_params(record_id, update.entries[0], aware))
+        (updated,) = statements.execute(cursor, "single_move", params).fetchone()
+        if updated != 1:
+            self._raise_conflict(cursor, [flow])
+        return {update.row.id: state}
+
+    # -- any write ---------------------------------------------------------------------------------
+
+    def _apply(self, cursor: Any, ops: Sequence[Op]) -> dict[str, FlowState]:
+        """Write ``ops`` with ``cursor``; returns the state each written flow is left in."""
+        states = self._states(cursor, ops)
+        dt = self._datetime
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        spans: list[tuple[Any, ...]] = []
+        entries: list[tuple[Any, ...]] = []
+        active: dict[str, tuple[str, str]] = {}
+        last: dict[str, tuple[Any, ...]] = {}
+        for op in ops:
+            if type(op) is UpdateFlow:
+                row = op.row
+                state = states[row.id]
+                if state.revision != op.expected_revision:
+                    raise self._conflict(row.id, state.revision, op.expected_revision)
+                entries.extend([history_params(e, state, dt) for e in op.entries])
+                state.revision = row.revision
+                updates.append(update_params(row, state, op.expected_revision, dt))
+                if op.new_records:
+                    positions = {rid: i for i, (_, rid) in enumerate(row.records)}
+                    spans.extend((row.id, e, rid, positions[rid]) for e, rid in op.new_records)
+            elif type(op) is SetLastChange:
+                last[op.record_id] = last_params(op.record_id, op.change, dt)
+            elif type(op) is InsertFlow:
+                row = op.row
+                state = states[row.id]
+                entries.extend([history_params(e, state, dt) for e in op.entries])
+                state.revision = row.revision
+                inserts.append(insert_params(row, state, dt))
+                spans.extend((row.id, e, rid, i) for i, (e, rid) in enumerate(row.records))
+            elif type(op) is SetActiveFlow:
+                active[op.record_id] = (op.record_id, op.flow_id)
+        statements = self._statements
+        assert statements is not None
+        run = statements.execute
+        if inserts:
+            run(cursor, "insert_flow", inserts)
+        if updates:
+            # In id order, so concurrent writers lock rows in one order (no deadlock).
+            updates.sort(key=lambda p: p[-2])
+            if run(cursor, "update_flow", updates).rowcount != len(updates):
+                self._raise_conflict(cursor, updates)
+        if spans:
+            run(cursor, "insert_flow_record", spans)
+        if entries:
+            run(cursor, "insert_history", entries)
+        if active:
+            run(cursor, "upsert_active", [active[k] for k in sorted(active)])
+        if last:
+            run(cursor, "upsert_last", [last[k] for k in sorted(last)])
+        return states
+
+    def _states(self, cursor: Any, ops: Sequence[Op]) -> dict[str, FlowState]:
+        """The state of each flow ``ops`` write, before the write: new, known at its expected
+        revision, or read from the store."""
+        states: dict[str, FlowState] = {}
+        unknown: dict[str, None] = {}  # a dict: ordered, and a quick `in`
+        for op in ops:
+            if type(op) is InsertFlow or type(op) is UpdateFlow:
+                flow_id = op.row.id
+                if flow_id in states or flow_id in unknown:
+                    raise StoreError(
+                        f"{self._db.url}: cannot write: flow {flow_id!r} is in two ops of one "
+                        "write (the engine folds the changes of a flow into one op)"
+                    )
+                if type(op) is InsertFlow:
+                    states[flow_id] = FlowState.new()
+                    continue
+                known = self._known.get(flow_id)
+                if known is not None and known.revision == op.expected_revision:
+                    states[flow_id] = known.copy()
+                else:
+                    unknown[flow_id] = None
+        for flow_id in unknown:
+            found = self._state_in_store(cursor, flow_id)
+            if found is None:
+                raise FlowNotFoundError(
+                    f"flow {flow_id!r} is not in the store {self._db.url} (was it started on "
+                    "another database?)"
+                )
+            states[flow_id] = found
+        return states
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def _state_in_store(self, cursor: Any, flow_id: str) -> FlowState | None:
+        assert self._statements is not None
+        row = self._statements.execute(cursor, "flow_state", (flow_id,)).fetchone()
+        if row is None:
+            return None
+        revision, status, changed_at, entered, advanced = row
+        return FlowState.stored(revision, status, driver_datetime(changed_at), entered, advanced)
+
+    def _raise_conflict(self, cursor: Any, updates: list[tuple[Any, ...]]) -> None:
+        """An UPDATE found another revision: raise `ConcurrencyError` naming the flow."""
+        for p in updates:
+            flow_id, expected = p[-2:]  # b_id, b_expected
+            found = self._state_in_store(cursor, flow_id)
+            if found is None:
+                raise FlowNotFoundError(
+                    f"flow {flow_id!r} is no longer in the store {self._db.url}"
+                )
+            if found.revision != expected:
+                raise self._conflict(flow_id, found.revision, expected)
+        raise ConcurrencyError("a flow was changed by someone else; refresh it and try again")
+
+    def _conflict(self, flow_id: str, stored: int, expected: int) -> ConcurrencyError:
+        self._known.pop(flow_id, None)
+        return ConcurrencyError(
+            f"flow {flow_id!r} was changed by someone else: it is at revision {stored}, this "
+            f"change was made on revision {expected}; call flow.refresh() and try again"
+        )
+
+    def _raise_if_exists(self, inserted: list[InsertFlow]) -> None:
+        """After a failed insert: `FlowExistsError` when a (process, record) is already taken."""
+        keys = [(op.row.process, op.row.records[0][1]) for op in inserted]
+        with self._db.reading("cannot write") as conn:
+            for chunk in _chunks(keys):
+                found = conn.execute(
+                    sa.select(flows.c.process, flows.c.record_id).where(
+                        sa.tuple_(flows.c.process, flows.c.record_id).in_(chunk)
+                    ).limit(1)
+                ).first()
+                if found is not None:
+                    raise FlowExistsError(
+                        f"record {found.record_id!r} already has a {found.process!r} flow"
+                    )
+
+
+def _check_duplicate_inserts(inserted: list[InsertFlow]) -> None:
+    """Two starts on one (process, primary record) in one write: `FlowExistsError`."""
+    seen: set[tuple[str, str]] = set()
+    for op in inserted:
+        key = (op.row.process, op.row.records[0][1])
+        if key in seen:
+            raise FlowExistsError(f"record {key[1]!r} already has a {key[0]!r} flow")
+        seen.add(key)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
