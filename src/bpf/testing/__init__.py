@@ -11,6 +11,7 @@ Where things are:
 - ``_driver``: applies one operation to real flows, checks it against the world, logs the step;
 - ``_rules``: the Hypothesis rules that draw operations, and the invariant;
 - ``_machine``: `FlowMachine`, the machine class for given definitions, and its settings;
+- ``_engines``: the engine an example runs on (the user's factory, memory or a SQLite file);
 - ``_failure``: the properties by name and `ProcessCheckFailed`, how a counterexample reads;
 - ``_minimize``: cuts a failing run down by replaying variants of its operations;
 - ``_check``: `check_process` and its `CheckReport`; ``plugin``: the pytest plugin.

@@ -12,25 +12,33 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
-import os
-import tempfile
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import attrs
 
-from bpf._errors import BpfError, PipelineFieldWarning, Reason, StageGateError
+from bpf._errors import BpfError, Reason, StageGateError
 from bpf.definition.model import ProcessDefinition, Stage, Step
 from bpf.runtime.engine import Engine
 from bpf.runtime.flow import Actor
-from bpf.testing import _world as oracle
+from bpf.testing._engines import open_engine, remove_database, temporary_database
 from bpf.testing._failure import ProcessCheckFailed, Violation
 from bpf.testing._invariants import difference, reopened, snapshot
 from bpf.testing._strategies import show_actor, show_record, show_value
-from bpf.testing._world import FlowModel, Refusal, Unreplayable, World, refusal_reason
+from bpf.testing._world import (
+    FlowModel,
+    Refusal,
+    Unreplayable,
+    World,
+    finish_refusals,
+    move_refusals,
+    next_move,
+    previous_refusals,
+    reactivate_refusals,
+    refusal_reason,
+    set_active_refusals,
+)
 
 
 @attrs.define
@@ -46,26 +54,6 @@ class Stats:
 
 #: What `Driver._attempt` returns for a refused operation.
 REFUSED = object()
-
-
-def _noop_action(event: Any) -> None:
-    """Stands in for a stage action the check's engine does not have."""
-
-
-def _call_factory(factory: Callable[..., Any], url: str | None) -> Engine:
-    if url is None:
-        try:
-            takes_store = bool(inspect.signature(factory).parameters)
-        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-            takes_store = True
-        engine = factory(None) if takes_store else factory()
-    else:
-        engine = factory(url)
-    if not isinstance(engine, Engine):
-        raise TypeError(
-            f"engine_factory must return a bpf.Engine, got {type(engine).__name__}"
-        )
-    return engine
 
 
 class Driver:
@@ -88,10 +76,7 @@ class Driver:
         self.counter: Counter[str] = Counter()
         #: the (process, stage) pairs this example entered
         self.entered: set[tuple[str, str]] = set()
-        self._db: str | None = None
-        if self.store_kind == "sqlite":
-            fd, self._db = tempfile.mkstemp(prefix="bpf-check-", suffix=".db")
-            os.close(fd)
+        self._db = temporary_database() if self.store_kind == "sqlite" else None
         self.engine = self._new_engine()
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -101,25 +86,14 @@ class Driver:
         return None if self._db is None else f"sqlite:///{self._db}"
 
     def _new_engine(self) -> Engine:
-        engine = _call_factory(type(self).engine_factory or Engine, self._url)
-        for definition in self.definitions:
-            for stage in definition.stages:
-                for name in (*stage.on_enter, *stage.on_exit):
-                    engine.actions.setdefault(name, _noop_action)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PipelineFieldWarning)
-            for definition in self.definitions:
-                engine.register(definition)
-        return engine
+        return open_engine(type(self).engine_factory, self._url, self.definitions)
 
     def close(self) -> None:
         """Close the engine and remove the example's database, if any."""
         with contextlib.suppress(Exception):
             self.engine.close()
         if self._db is not None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    os.remove(self._db + suffix)
+            remove_database(self._db)
 
     def _fail(self, prop: str, text: str, *, as_step: bool = False) -> None:
         main = self.definitions[0]
@@ -271,7 +245,7 @@ class Driver:
         model = world.flow(process, rid)
         record = model.records[model.definition.stage(model.stage).entity]
         seen = copy.deepcopy(record)  # the record as it is at the moment of the move
-        move = oracle.next_move(model, actor, seen)
+        move = next_move(model, actor, seen)
         refusals = move.refusals
         line = f"{model.label}: next as {show_actor(actor)}"
         given: dict[str, Any] | None = None
@@ -324,7 +298,7 @@ class Driver:
         self._step(f"{model.label}: previous as {show_actor(actor)}")
         result = self._attempt(
             "previous",
-            lambda: model.flow.previous(actor=actor), oracle.previous_refusals(model, actor),
+            lambda: model.flow.previous(actor=actor), previous_refusals(model, actor),
             lambda s: f"back to {model.flow.stage.id}",
         )
         if result is not REFUSED:
@@ -336,7 +310,7 @@ class Driver:
         result = self._attempt(
             "set_active",
             lambda: model.flow.set_active(stage, actor=actor),
-            oracle.set_active_refusals(model, stage, actor),
+            set_active_refusals(model, stage, actor),
             lambda s: f"{model.flow.stage.id} active",
         )
         if result is not REFUSED:
@@ -357,7 +331,7 @@ class Driver:
         result = self._attempt(
             "finish",
             lambda: model.flow.finish(outcome, actor=actor),
-            oracle.finish_refusals(model, outcome, actor),
+            finish_refusals(model, outcome, actor),
             lambda _: f"finished at {model.flow.stage.id}",
         )
         if result is REFUSED:
@@ -379,7 +353,7 @@ class Driver:
         model = self.world.flow(process, rid)
         self._step(f"{model.label}: abandon as {show_actor(actor)}")
         result = self._attempt("abandon", lambda: model.flow.abandon(actor=actor),
-                               oracle.move_refusals(model, actor), lambda _: "aborted")
+                               move_refusals(model, actor), lambda _: "aborted")
         if result is not REFUSED:
             self._status(model, "abandon", "aborted", None, actor)
 
@@ -387,7 +361,7 @@ class Driver:
         model = self.world.flow(process, rid)
         self._step(f"{model.label}: reactivate as {show_actor(actor)}")
         result = self._attempt("reactivate", lambda: model.flow.reactivate(actor=actor),
-                               oracle.reactivate_refusals(model, actor),
+                               reactivate_refusals(model, actor),
                                lambda _: "active again")
         if result is not REFUSED:
             self._status(model, "reactivate", "active", None, actor)
