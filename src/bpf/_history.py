@@ -47,7 +47,9 @@ class StageChange(NamedTuple):
         return self.kind in STAGE_KINDS
 
 
-def advance(since: datetime | None, kind: str, at: datetime) -> tuple[timedelta | None, datetime | None]:
+def advance(
+    since: datetime | None, kind: str, at: datetime
+) -> tuple[timedelta | None, datetime | None]:
     """One step of the stay clock, for an entry of ``kind`` at ``at`` while the clock has run
     ``since`` (None: stopped). Returns the length of the stay the entry ends (None when it ends
     none) and when the clock runs from now on (None: stopped).

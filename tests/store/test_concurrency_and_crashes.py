@@ -13,7 +13,7 @@ from pathlib import Path
 import storekit
 from storekit import PROCESS
 
-from bpf.runtime.flow import STAGE_KINDS
+from bpf._history import STAGE_KINDS
 
 HERE = Path(__file__).parent
 ROUNDS = 6

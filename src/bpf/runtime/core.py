@@ -21,6 +21,10 @@ from bpf.runtime.compiled import CompiledProcess, CompiledStage
 from bpf.store.base import FlowRow
 
 Getter = Callable[[str], Any]
+
+# Values are built with tuple.__new__: a named tuple's generated __new__ is one more Python
+# call per value, and a move builds three of them.
+_new = tuple.__new__
 Actions = tuple[tuple[str, Callable[..., Any]], ...]
 
 
@@ -128,9 +132,12 @@ def decide_next(
     compiled: CompiledProcess, state: FlowRow, get: Getter, actor: Any
 ) -> str | Refusal:
     """The stage a forward move enters, or why it cannot: status, role, gate, end, branch."""
-    refusal = _active_refusal(state, "move") or role_refusal(compiled.definition, actor, "move")
-    if refusal is not None:
-        return refusal
+    if state.status != "active":
+        return _active_refusal(state, "move")  # type: ignore[return-value]
+    if compiled.definition.roles:
+        refusal = role_refusal(compiled.definition, actor, "move")
+        if refusal is not None:
+            return refusal
     current = compiled.stages[state.stage]
     if current.required:
         missing = missing_steps(current, get)
@@ -289,22 +296,22 @@ def enter(
         (*traversed, target_id) if kind == "next"
         else traversed[: traversed.index(target_id) + 1]
     )
-    after = FlowRow(
+    after = _new(FlowRow, (
         state.id, state.process, state.version,
         (*state.records, *new_records) if new_records else state.records,
         target_id, at, traversed, state.status, state.started_at, state.completed_at,
         state.outcome, state.revision + 1,
-    )
-    entry = StageChange(
+    ))
+    entry = _new(StageChange, (
         state.id, definition.process, definition.version, record_id, kind, state.stage,
-        target_id, stage.phase, at, _name(actor),
-    )
+        target_id, stage.phase, at, None if actor is None else actor.name,
+    ))
     field = definition.pipeline_field
-    return Change(
+    return _new(Change, (
         kind, state, after, entry, source, target,
         ((field, stage.phase),) if field is not None else (),
         new_records, True, source.on_exit, target.on_enter,
-    )
+    ))
 
 
 _STATUS_OF = {"finish": "finished", "abandon": "aborted", "reactivate": "active"}

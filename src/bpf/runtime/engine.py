@@ -19,7 +19,7 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bpf._clock import Clock, as_utc, utcnow
@@ -35,6 +35,7 @@ from bpf._errors import (
 from bpf._history import StageChange
 from bpf.definition.model import ProcessDefinition, Stage, Step
 from bpf.runtime import core
+from bpf.runtime import migrate as migration
 from bpf.runtime.compiled import CompiledProcess
 from bpf.runtime.core import Change, Refusal
 from bpf.runtime.flow import Actor, Flow, FlowEvent
@@ -66,6 +67,9 @@ class _Ids:
 
 
 _new_id = _Ids()
+
+
+_new = tuple.__new__  # see bpf.runtime.core
 
 
 def _raiser(exc: BpfError) -> Callable[[str], Any]:
@@ -119,7 +123,8 @@ class Engine:
 
     def now(self) -> datetime:
         """The engine's clock, read once (UTC)."""
-        return as_utc(self._clock())
+        at = self._clock()
+        return at if at.tzinfo is UTC else as_utc(at)
 
     def register(self, definition: ProcessDefinition) -> ProcessDefinition:
         """Make a process (one version of it) available to `start`; returns it.
@@ -270,6 +275,9 @@ class Engine:
     # -- moving ----------------------------------------------------------------------------------
 
     def _getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
+        bound = flow._bound
+        if len(bound) == 1 and bound[0] is not None and flow._state.records[0][0] == entity:
+            return field_getter(bound[0])  # most flows span one record: skip the search
         return field_getter(self._record_obj(flow, entity))
 
     def _next(self, flow: Flow, actor: Actor | None, record: Any) -> Stage:
@@ -404,7 +412,9 @@ class Engine:
         re-raise. Then run the ``*_changed`` hooks (after the batch, inside one)."""
         entry = change.entry
         unit = self._unit
-        snapshot = Snapshot.of(flow)
+        h = flow._history
+        snapshot = _new(Snapshot, (flow, flow._state, flow._compiled, flow._stage, flow._bound,
+                                   None if h is None else len(h), []))
         try:
             flow._state = change.after
             flow._stage = change.target
@@ -505,12 +515,41 @@ class Engine:
         """Move every active flow of older versions of ``process`` onto ``to_version``.
 
         ``stage_map`` maps old stage ids to new ones; ids present in both versions map to
-        themselves. A stage with no mapping is an error before anything changes. Each flow
-        gets a ``migrate`` history entry. Returns how many flows moved.
-        """
-        from bpf.runtime.migrate import migrate
+        themselves. Everything is checked before anything changes: `bpf.UnknownProcessError`
+        when ``to_version`` (or an older version that still has active flows) is not
+        registered, `bpf.UnknownStageError` when the map names a stage ``to_version`` lacks,
+        and `bpf.TransitionError` (reason ``"migrate"``) naming every stage that active flows
+        are in and that has no mapping.
 
-        return migrate(self, process, to_version, stage_map, actor=actor)
+        The whole migration is one batch. Each flow keeps its records, status and the time its
+        stage started (a migration is not a move in the business: stale flows stay stale) and
+        gets a ``migrate`` history entry. The pipeline field is written (and the record's last
+        stage change recorded) only when the phase changes; an unbound record's field is left
+        for the caller. No hooks or stage actions run. Returns how many flows moved.
+        """
+        target = self._registry.get(process, to_version)
+        mapping = dict(stage_map or {})
+        with self._lock:
+            active = self._store.stage_counts(process, status="active")
+            versions = migration.check(target.definition, mapping, active)
+            for version in versions:
+                self._registry.get(process, version)  # its flows cannot be loaded otherwise
+            at = self.now()
+            moved = 0
+            with self.batch():
+                for version in versions:
+                    rows = list(self._store.iter_flows(process, version=version, status="active"))
+                    for row in rows:
+                        flow = self._materialize(row)
+                        change = migration.change(target, flow._compiled, flow._state, mapping,
+                                                  at, actor)
+                        obj = flow.records.get(change.target.stage.entity)
+                        if obj is None:  # an unbound record's field is left for the caller
+                            change = change._replace(writes=())
+                        self._apply(flow, change, obj, flow._bound, actor, compiled=target,
+                                    quiet=True)
+                        moved += 1
+            return moved
 
     # -- records and rows --------------------------------------------------------------------------
 

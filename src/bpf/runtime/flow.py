@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import attrs
 
@@ -14,7 +14,7 @@ from bpf.store.base import FlowRow
 
 if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess, CompiledStage
-    from bpf.runtime.engine import Engine
+    from bpf.store.base import Store
 
 Status = Literal["active", "finished", "aborted"]
 
@@ -53,6 +53,25 @@ class FlowEvent(NamedTuple):
     record: Any = None
 
 
+class _Engine(Protocol):
+    """What a flow asks of the engine that made it (`bpf.Engine`; a protocol, so the flow
+    does not import the engine that imports it)."""
+
+    @property
+    def store(self) -> Store: ...
+    def now(self) -> datetime: ...
+    def _active_path(self, flow: Flow) -> tuple[str, ...]: ...
+    def _missing(self, flow: Flow) -> list[Step]: ...
+    def _next(self, flow: Flow, actor: Actor | None, record: Any) -> Stage: ...
+    def _previous(self, flow: Flow, actor: Actor | None) -> Stage: ...
+    def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None) -> Stage: ...
+    def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None) -> None: ...
+    def _abandon(self, flow: Flow, actor: Actor | None) -> None: ...
+    def _reactivate(self, flow: Flow, actor: Actor | None) -> None: ...
+    def _bind(self, flow: Flow, record: Any) -> None: ...
+    def _refresh(self, flow: Flow) -> None: ...
+
+
 class Flow:
     """A process running on a record. Obtain flows from `Engine.start` and `Engine.flows`.
 
@@ -66,7 +85,7 @@ class Flow:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: _Engine,
         compiled: CompiledProcess,
         state: FlowRow,
         bound: tuple[Any, ...],

@@ -1,8 +1,9 @@
 """Moving running flows onto a newer version of their process, explicitly.
 
 A flow stays on the version it started on: registering version 2 changes nothing for flows of
-version 1. `migrate` (called by `Engine.migrate`) moves the active ones over, mapping each
-flow's stage and path, with a ``migrate`` entry in its history.
+version 1. `Engine.migrate` moves the active ones over, mapping each flow's stage and path,
+with a ``migrate`` entry in its history; this module decides it, without I/O: `check` before
+anything changes, then one `change` per flow.
 
 The whole migration is ONE store transaction (one `Engine.batch`): either every active flow of
 the older versions moves, or none does (a concurrent change to one of them raises
@@ -15,83 +16,52 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bpf._errors import Reason, TransitionError, UnknownStageError
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime import core
-from bpf.runtime.flow import Actor, Flow
-
-if TYPE_CHECKING:
-    from bpf.runtime.compiled import CompiledProcess
-    from bpf.runtime.engine import Engine
+from bpf.runtime.compiled import CompiledProcess
+from bpf.runtime.core import Change
+from bpf.store.base import FlowRow
 
 
-def migrate(
-    engine: Engine,
-    process: str,
-    to_version: int,
-    stage_map: Mapping[str, str] | None = None,
-    *,
-    actor: Actor | None = None,
-) -> int:
-    """Move every active flow of ``process`` on a version older than ``to_version`` onto it.
+def check(
+    definition: ProcessDefinition, mapping: Mapping[str, str],
+    active: Mapping[tuple[int, str], int],
+) -> list[int]:
+    """Check a migration onto ``definition`` before anything changes; returns the older
+    versions that have active flows. ``active`` counts active flows by (version, stage id).
 
-    ``stage_map`` maps old stage ids to stage ids of ``to_version``; a stage id that exists in
-    both versions maps to itself unless mapped. Everything is checked before anything changes:
-    `bpf.UnknownProcessError` when ``to_version`` (or an older version that still has active
-    flows) is not registered, `bpf.UnknownStageError` when the map names a stage
-    ``to_version`` lacks, and `bpf.TransitionError` (reason ``"migrate"``) naming every stage
-    that active flows are in and that has no mapping.
-
-    Each flow keeps its records, status and the time its stage started (a migration is not a
-    move in the business: stale flows stay stale); its traversed path is mapped stage by stage,
-    dropping stages with no counterpart, and kept a walk of the new version from its first
-    stage to the new active stage. The history entry has kind ``migrate`` and the new version.
-    The pipeline field is written (and the record's last stage change recorded) only when the
-    phase changes; an unbound record's field is left for the caller. No hooks or stage actions
-    run. Returns how many flows moved.
+    `bpf.UnknownStageError` when the map names a stage ``definition`` lacks, and
+    `bpf.TransitionError` (reason ``"migrate"``) naming every stage that active flows are in
+    and that has no mapping.
     """
-    target = engine._registry.get(process, to_version)
-    definition = target.definition
-    mapping = dict(stage_map or {})
-    with engine._lock:
-        missing = sorted({t for t in mapping.values() if not definition.has_stage(t)})
-        if missing:
-            raise UnknownStageError(
-                f"the stage map of {process!r} names stage(s) {', '.join(map(repr, missing))}, "
-                f"which version {to_version} does not have "
-                f"(its stages: {', '.join(s.id for s in definition.stages)})"
-            )
-        counts = engine._store.stage_counts(process, status="active")
-        old = {key: n for key, n in counts.items() if key[0] < to_version}
-        versions = sorted({v for v, _ in old})
-        for version in versions:
-            engine._registry.get(process, version)  # its flows cannot be loaded otherwise
-        unmapped: dict[str, int] = {}
-        for (_, stage), n in old.items():
-            if _target(stage, mapping, definition) is None:
-                unmapped[stage] = unmapped.get(stage, 0) + n
-        if unmapped:
-            listed = ", ".join(
-                f"{s!r} ({n} flow{'s' * (n != 1)})" for s, n in sorted(unmapped.items())
-            )
-            raise TransitionError(
-                f"cannot migrate {process!r} to version {to_version}: active flows are in "
-                f"stage(s) that version {to_version} does not have and the stage map does not "
-                f"map: {listed}; add them to stage_map (stages of version {to_version}: "
-                f"{', '.join(s.id for s in definition.stages)})",
-                reason=Reason.MIGRATE,
-            )
-        at = engine.now()
-        moved = 0
-        with engine.batch():
-            for version in versions:
-                found = list(engine._store.iter_flows(process, version=version, status="active"))
-                for item in found:
-                    _migrate_flow(engine, engine._materialize(item), target, mapping, at, actor)
-                    moved += 1
-        return moved
+    process, to_version = definition.process, definition.version
+    missing = sorted({t for t in mapping.values() if not definition.has_stage(t)})
+    if missing:
+        raise UnknownStageError(
+            f"the stage map of {process!r} names stage(s) {', '.join(map(repr, missing))}, "
+            f"which version {to_version} does not have "
+            f"(its stages: {', '.join(s.id for s in definition.stages)})"
+        )
+    old = {key: n for key, n in active.items() if key[0] < to_version}
+    unmapped: dict[str, int] = {}
+    for (_, stage), n in old.items():
+        if _target(stage, mapping, definition) is None:
+            unmapped[stage] = unmapped.get(stage, 0) + n
+    if unmapped:
+        listed = ", ".join(
+            f"{s!r} ({n} flow{'s' * (n != 1)})" for s, n in sorted(unmapped.items())
+        )
+        raise TransitionError(
+            f"cannot migrate {process!r} to version {to_version}: active flows are in "
+            f"stage(s) that version {to_version} does not have and the stage map does not "
+            f"map: {listed}; add them to stage_map (stages of version {to_version}: "
+            f"{', '.join(s.id for s in definition.stages)})",
+            reason=Reason.MIGRATE,
+        )
+    return sorted({v for v, _ in old})
 
 
 def _target(stage: str, mapping: Mapping[str, str], definition: ProcessDefinition) -> str | None:
@@ -100,42 +70,42 @@ def _target(stage: str, mapping: Mapping[str, str], definition: ProcessDefinitio
     return new if definition.has_stage(new) else None
 
 
-def _migrate_flow(
-    engine: Engine,
-    flow: Flow,
+def change(
     target: CompiledProcess,
+    compiled: CompiledProcess,
+    state: FlowRow,
     mapping: Mapping[str, str],
     at: datetime,
-    actor: Actor | None,
-) -> None:
+    actor: Any,
+) -> Change:
+    """The change that moves one flow (``state``, on ``compiled``) onto ``target``.
+
+    Its traversed path is mapped stage by stage, dropping stages with no counterpart, and kept
+    a walk of the new version from its first stage to the new active stage.
+    """
     definition = target.definition
-    source = flow._stage
+    source = compiled.stages[state.stage]
     old_stage = source.stage
     new_id = _target(old_stage.id, mapping, definition)
     if new_id is None:  # the flow moved there after the check: nothing is written
         raise TransitionError(
-            f"flow {flow.id!r} moved to stage {old_stage.id!r} during the migration; version "
+            f"flow {state.id!r} moved to stage {old_stage.id!r} during the migration; version "
             f"{definition.version} has no such stage: add it to stage_map",
             reason=Reason.MIGRATE,
         )
-    state = flow._state
     entity = target.stages[new_id].stage.entity
     rid = core.record_of(state.records, entity)
     if rid is None:
         raise TransitionError(
-            f"flow {flow.id!r} would move from stage {old_stage.id!r} to {new_id!r}, on the "
+            f"flow {state.id!r} would move from stage {old_stage.id!r} to {new_id!r}, on the "
             f"{entity!r} entity, but it has no {entity} record: map the stage to one on "
             f"{', '.join(e for e, _ in state.records)}",
             reason=Reason.ENTITY,
         )
-    change = core.migrate(
+    return core.migrate(
         target, state, source, new_id, _path(state.traversed, mapping, definition, new_id),
         rid, at, actor,
     )
-    obj = flow.records.get(entity)
-    if obj is None:  # an unbound record's field is left for the caller
-        change = change._replace(writes=())
-    engine._apply(flow, change, obj, flow._bound, actor, compiled=target, quiet=True)
 
 
 def _path(
@@ -181,4 +151,4 @@ def _shortest_walk(definition: ProcessDefinition, start: str, end: str) -> list[
     return []
 
 
-__all__ = ["migrate"]
+__all__ = ["change", "check"]

@@ -74,7 +74,8 @@ class Registry:
     def get(self, name: str, version: int | None = None) -> CompiledProcess:
         """A compiled definition: the latest version unless ``version`` is given;
         `bpf.UnknownProcessError` when it is not registered."""
-        compiled = self._latest.get(name) if version is None else self._compiled.get((name, version))
+        compiled = (self._latest.get(name) if version is None
+                    else self._compiled.get((name, version)))
         if compiled is None:
             known = ", ".join(sorted(self._latest)) or "none"
             what = name if version is None else f"{name} version {version}"
