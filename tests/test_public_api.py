@@ -82,9 +82,6 @@ def test_a_public_value_pickles_by_its_public_name(value):
         assert back == value
 
 
-@pytest.mark.xfail(strict=True, reason="errors whose constructor takes keyword-only or "
-                   "non-message arguments do not rebuild from their pickle (bpf._errors has no "
-                   "__reduce__ for them yet)")
 @pytest.mark.parametrize(
     "value",
     [

@@ -41,6 +41,9 @@ class DefinitionError(BpfError):
         self.problems: tuple[Problem, ...] = tuple(sorted(set(problems)))
         super().__init__("\n".join(str(p) for p in self.problems) or "invalid process definition")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems,))
+
 
 class UnknownProcessError(BpfError, LookupError):
     """No process of that name (and version) is shipped or registered."""
@@ -52,6 +55,13 @@ class UnknownStageError(BpfError, LookupError):
 
 class RegistrationError(BpfError):
     """A definition cannot be registered with an engine (unknown action, version clash...)."""
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 # -- runtime -------------------------------------------------------------------------------------
@@ -112,6 +122,10 @@ class TransitionError(FlowError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = Reason(reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt with its keyword-only reason (pickle passes only positional arguments).
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class StageGateError(TransitionError):

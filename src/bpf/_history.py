@@ -31,6 +31,8 @@ class StageChange(NamedTuple):
     the record of the stage entered, the one whose pipeline field the change writes.
     """
 
+    __module__ = "bpf"  # shown as bpf.StageChange, its public name
+
     flow_id: str
     process: str
     version: int

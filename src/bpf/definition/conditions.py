@@ -62,6 +62,8 @@ def _ordered(op: str, left: Any, right: Any) -> bool:
 class Condition:
     """Base of the condition tree."""
 
+    __module__ = "bpf"  # shown as bpf.Condition, its public name
+
     __slots__ = ()
 
     def evaluate(self, get: Getter) -> bool:  # pragma: no cover - abstract
@@ -79,6 +81,8 @@ class Condition:
 @attrs.frozen
 class Compare(Condition):
     """``{field: F, OP: V}``: compare one field's value with a constant."""
+
+    __module__ = "bpf"  # shown as bpf.Compare, its public name
 
     field: str
     op: str = attrs.field(validator=attrs.validators.in_(OPERATORS))
@@ -118,6 +122,8 @@ class Compare(Condition):
 class All(Condition):
     """``{all: [...]}``: every condition holds."""
 
+    __module__ = "bpf"  # shown as bpf.All, its public name
+
     conditions: tuple[Condition, ...]
 
     def evaluate(self, get: Getter) -> bool:
@@ -138,6 +144,8 @@ class All(Condition):
 class AnyOf(Condition):
     """``{any: [...]}``: at least one condition holds."""
 
+    __module__ = "bpf"  # shown as bpf.AnyOf, its public name
+
     conditions: tuple[Condition, ...]
 
     def evaluate(self, get: Getter) -> bool:
@@ -157,6 +165,8 @@ class AnyOf(Condition):
 @attrs.frozen
 class Not(Condition):
     """``{not: ...}``: the condition does not hold."""
+
+    __module__ = "bpf"  # shown as bpf.Not, its public name
 
     condition: Condition
 

@@ -35,6 +35,8 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 class Step:
     """A field to fill in, or a box to mark complete, within a stage."""
 
+    __module__ = "bpf"  # shown as bpf.Step, its public name
+
     field: str
     label: str
     type: StepType = "text"
@@ -58,6 +60,8 @@ class Step:
 class Branch:
     """One entry of a stage's ``next``: go to ``stage`` when ``when`` holds (None: the default)."""
 
+    __module__ = "bpf"  # shown as bpf.Branch, its public name
+
     stage: str
     when: Condition | None = None
 
@@ -65,6 +69,8 @@ class Branch:
 @attrs.frozen
 class Stage:
     """One stage of a process, with its steps and where the flow goes after it."""
+
+    __module__ = "bpf"  # shown as bpf.Stage, its public name
 
     id: str
     name: str
@@ -98,6 +104,8 @@ class Stage:
 class Outcome:
     """How finishing a flow with this outcome closes its record: the fields it sets."""
 
+    __module__ = "bpf"  # shown as bpf.Outcome, its public name
+
     name: str
     set: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 
@@ -105,6 +113,8 @@ class Outcome:
 @attrs.frozen
 class ProcessDefinition:
     """A business process flow definition: immutable, shared by every flow that runs it."""
+
+    __module__ = "bpf"  # shown as bpf.ProcessDefinition, its public name
 
     process: str
     name: str

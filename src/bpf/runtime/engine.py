@@ -93,6 +93,8 @@ class Engine:
     or a `bpf.store.Store`. ``clock`` returns timezone-aware UTC datetimes.
     """
 
+    __module__ = "bpf"  # shown as bpf.Engine, its public name
+
     def __init__(
         self,
         store: Any = None,

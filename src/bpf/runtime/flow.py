@@ -27,6 +27,8 @@ def _roles(value: Iterable[str] | str) -> frozenset[str]:
 class Actor:
     """Who starts or moves a flow, and the roles they hold."""
 
+    __module__ = "bpf"  # shown as bpf.Actor, its public name
+
     name: str
     roles: frozenset[str] = attrs.field(default=frozenset(), converter=_roles)
 
@@ -40,6 +42,8 @@ class FlowEvent(NamedTuple):
     ``event`` is the hook name (stage_changing, stage_changed, status_changing, status_changed)
     or ``on_enter``/``on_exit`` for stage actions.
     """
+
+    __module__ = "bpf"  # shown as bpf.FlowEvent, its public name
 
     event: str
     flow: Flow
@@ -80,6 +84,8 @@ class Flow:
     by every flow of its version. Every move goes through the engine, which gates, records and
     persists it.
     """
+
+    __module__ = "bpf"  # shown as bpf.Flow, its public name
 
     __slots__ = ("__weakref__", "_bound", "_compiled", "_engine", "_history", "_stage", "_state")
 
