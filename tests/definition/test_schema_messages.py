@@ -108,8 +108,10 @@ def test_yes_and_no_are_booleans_to_yaml():
             steps:
               - {field: answer, label: Answer, type: choice, choices: [yes, no, maybe]}
         """) == [
-        "<string>:8:64: item 1 of `choices` must be text or a whole number, not true (quote it to keep it as text)",
-        "<string>:8:69: item 2 of `choices` must be text or a whole number, not false (quote it to keep it as text)",
+        "<string>:8:64: item 1 of `choices` must be text or a whole number, not true "
+        "(quote it to keep it as text)",
+        "<string>:8:69: item 2 of `choices` must be text or a whole number, not false "
+        "(quote it to keep it as text)",
     ]
 
 
