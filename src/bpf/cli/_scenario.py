@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
-from bpf._errors import Reason
+from bpf._errors import DefinitionError, Reason
 from bpf.cli._common import CliError
+from bpf.definition._yaml import Kind, read_file, read_yaml
 
 #: Step kinds, and the keys each accepts besides ``record``, ``actor``, ``process``, ``expect``.
 KINDS: dict[str, frozenset[str]] = {
@@ -35,6 +35,14 @@ COMMON_KEYS = frozenset({"record", "actor", "process", "expect"})
 REFUSED_FOR: dict[str, Reason] = {"gate": Reason.GATE, "denied": Reason.ROLE}
 EXPECTATIONS = ("moved", "refused", *REFUSED_FOR)
 TOP_KEYS = frozenset({"description", "processes", "actors", "steps"})
+#: The longest a scenario may wait in all: its clock starts that long before now.
+MAX_WAIT = timedelta(days=36_500)
+
+#: What a scenario file is, for the words of the YAML reader's problems.
+SCENARIO = Kind(
+    "a scenario", "a scenario file", "a mapping with `steps:` (and `actors:`, `processes:`)",
+    "write the keys out",
+)
 
 
 @attrs.frozen
@@ -72,60 +80,63 @@ class Scenario:
 
 
 def read_scenario(path: Path) -> Scenario:
-    """Read and check a scenario file; `CliError` with ``file:line`` on the first problem."""
+    """Read and check a scenario file; `CliError` with ``file:line`` on the first problem.
+
+    The file is read as process files are (`bpf.definition._yaml`): a regular file only, at
+    most 1 MiB, with aliases, nesting and values counted, so a hostile file is refused quickly
+    and in little memory.
+    """
+    if not path.exists() and not path.is_symlink():
+        raise CliError(f"{path}: no such file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise CliError(f"{path}: not a text file ({exc.reason})") from None
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            # The top-level (key, value) nodes as written: constructing the data flattens merge
-            # keys (`<<`) in the node tree in place.
-            pairs = list(root.value) if isinstance(root, yaml.MappingNode) else []
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CliError(f"{where}: not valid YAML: {problem}") from None
+        document = read_yaml(read_file(path, str(path)), str(path), SCENARIO)
+    except DefinitionError as error:
+        raise CliError(str(error.problems[0])) from None
+    if document.problems:
+        raise CliError(str(document.problems[0]))
+    data = document.data
 
     def fail(line: int, message: str) -> CliError:
         return CliError(f"{path}:{line}: {message}")
 
     if not isinstance(data, dict):
         raise fail(1, "a scenario is a mapping with `steps:` (and `actors:`, `processes:`)")
-    lines = _key_lines(pairs)
+
+    def line_of(key: str) -> int:
+        return document.keys.get((key,), (1, 1))[0]
+
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
-        raise fail(lines.get(unknown[0], 1), f"unknown key {unknown[0]!r}; a scenario has "
+        raise fail(line_of(unknown[0]), f"unknown key {unknown[0]!r}; a scenario has "
                    f"{', '.join(sorted(TOP_KEYS))}")
     actors = data.get("actors") or {}
     if not isinstance(actors, dict):
-        raise fail(lines.get("actors", 1), "`actors` maps each actor's name to their roles")
+        raise fail(line_of("actors"), "`actors` maps each actor's name to their roles")
     actor_roles: dict[str, tuple[str, ...]] = {}
     for name, roles in actors.items():
         if isinstance(roles, str):
             roles = [roles]
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise fail(lines.get("actors", 1), f"actor {name!r}: give a list of role names")
+            raise fail(line_of("actors"), f"actor {name!r}: give a list of role names")
         actor_roles[str(name)] = tuple(roles)
     processes = data.get("processes") or []
     if not isinstance(processes, list) or not all(isinstance(p, str) for p in processes):
-        raise fail(lines.get("processes", 1), "`processes` lists process names or files")
+        raise fail(line_of("processes"), "`processes` lists process names or files")
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
-        raise fail(lines.get("steps", 1), "`steps` is a list of steps (start, set, next...)")
-    step_lines = _item_lines(pairs, "steps")
+        raise fail(line_of("steps"), "`steps` is a list of steps (start, set, next...)")
     steps = []
     known: set[str] = set()
-    for number, (raw, line) in enumerate(zip(raw_steps, step_lines, strict=True), 1):
-        steps.append(_step(number, line, raw, known, actor_roles, fail))
+    waited = timedelta(0)
+    for number, raw in enumerate(raw_steps, 1):
+        line = document.values[("steps", number - 1)][0]
+        step = _step(number, line, raw, known, actor_roles, fail)
+        if step.kind == "wait":
+            waited += step.wait  # each wait is at most MAX_WAIT: the sum cannot overflow
+            if waited > MAX_WAIT:
+                raise fail(line, f"step {number} (wait): the scenario waits more than "
+                           f"{MAX_WAIT.days:,} days in all (its clock starts that long ago)")
+        steps.append(step)
     return Scenario(path, data.get("description"), tuple(processes), actor_roles, tuple(steps))
 
 
@@ -152,8 +163,12 @@ def _step(number: int, line: int, raw: Any, known: set[str],
         raise fail(line, f"{where}: unknown key {unknown[0]!r}; {kind} takes "
                    f"{', '.join(sorted(allowed))}")
     if kind == "wait":
-        if not body or not all(isinstance(v, (int, float)) and v >= 0 for v in body.values()):
-            raise fail(line, f"{where}: give how long, e.g. `wait: {{days: 3}}`")
+        # Finite, and each part no more than the scenario's whole span: adding up cannot
+        # overflow.
+        if not body or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and 0 <= v <= MAX_WAIT.days for v in body.values()):
+            raise fail(line, f"{where}: give how long, e.g. `wait: {{days: 3}}` (at most "
+                       f"{MAX_WAIT.days:,} days in all)")
         return Step(number, line, kind, None, None, None, "moved", body)
 
     record = body.get("record")
@@ -197,14 +212,3 @@ def _step(number: int, line: int, raw: Any, known: set[str],
     process = body.get("process")
     return Step(number, line, kind, record, actor, None if process is None else str(process),
                 expect, body, new_record)
-
-
-def _key_lines(pairs: list[tuple[Any, Any]]) -> dict[Any, int]:
-    return {k.value: k.start_mark.line + 1 for k, _ in pairs}
-
-
-def _item_lines(pairs: list[tuple[Any, Any]], key: str) -> list[int]:
-    for k, v in pairs:
-        if k.value == key and isinstance(v, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in v.value]
-    return []

@@ -33,7 +33,8 @@ def is_scenario(path: Path) -> bool:
     """True for a `bpf run` scenario file (top-level ``steps:``, no ``process:``/``stages:``):
     a directory like examples/ holds both, and only the processes are validated."""
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:65536]
+        with path.open("rb") as file:  # the head only: a huge file is validate's to refuse
+            head = file.read(65536).decode("utf-8", errors="replace")
     except OSError:
         return False
     keys = {line.split(":", 1)[0] for line in head.splitlines()

@@ -17,7 +17,9 @@ together with the schema and semantic problems.
 from __future__ import annotations
 
 import codecs
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -63,6 +65,28 @@ class _Loader(_LoaderBase):  # type: ignore[misc, valid-type]
 
 
 @attrs.frozen
+class Kind:
+    """What kind of document a YAML file holds, for the words of its problems."""
+
+    #: "a process definition"
+    name: str
+    #: "a process file"
+    file: str
+    #: what the document is, for an empty file: "a mapping with at least ..."
+    shape: str
+    #: what to write instead of a merge key (``<<``)
+    instead_of_merge: str
+
+
+#: A process definition file (the default).
+PROCESS = Kind(
+    "a process definition", "a process file",
+    "a mapping with at least `process`, `name`, `entity` and `stages`",
+    "write the keys out, or use `extends` to build on another process",
+)
+
+
+@attrs.frozen
 class Document:
     """A YAML document read as plain values, with the position of every value and key."""
 
@@ -72,10 +96,13 @@ class Document:
     problems: tuple[Problem, ...] = ()
 
 
-def read_yaml(text: str | bytes, source: str) -> Document:
-    """Read one YAML document; raise `DefinitionError` when it cannot be read at all."""
+def read_yaml(text: str | bytes, source: str, kind: Kind = PROCESS) -> Document:
+    """Read one YAML document; raise `DefinitionError` when it cannot be read at all.
+
+    ``kind`` says what the document is, for the words of its problems.
+    """
     if len(text) > MAX_BYTES:
-        raise _fatal(source, (1, 1), "the file is larger than 1 MiB: a process definition may "
+        raise _fatal(source, (1, 1), f"the file is larger than 1 MiB: {kind.name} may "
                      f"be at most {MAX_BYTES:,} bytes")
     if isinstance(text, bytes):
         text = _decode(text, source)
@@ -88,12 +115,44 @@ def read_yaml(text: str | bytes, source: str) -> Document:
         raise _fatal(source, _offset_position(text, bad.start()),
                      f"the file contains {what}: it is binary data, not YAML text")
     problems: list[Problem] = []
-    root = _Composer(text, source, problems).compose()
+    root = _Composer(text, source, problems, kind).compose()
     builder = _Builder(source, problems)
     data = builder.build(root, (), 0, None) if root is not None else None
     if root is not None:
         builder.values.setdefault((), root.pos)
     return Document(data, builder.values, builder.keys, tuple(problems))
+
+
+def read_file(path: str | os.PathLike[str], source: str) -> bytes:
+    """The bytes of the YAML file at ``path``, read with the size limit.
+
+    Only a regular file is read: a device (``/dev/zero``), a pipe or a directory is refused
+    before anything is read, so that reading can neither run forever nor block. At most
+    ``MAX_BYTES + 1`` bytes are read, enough for `read_yaml` to refuse a larger file.
+    """
+    try:
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        raise _fatal(source, (1, 1), f"cannot read the file: {error.strerror or error}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a directory" if stat.S_ISDIR(mode) else
+                "a named pipe" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a special file")
+        # A directory is worded as open() words it.
+        reason = "Is a directory" if kind == "a directory" else \
+            f"it is {kind}, not a regular file"
+        raise _fatal(source, (1, 1), f"cannot read the file: {reason}")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            return file.read(MAX_BYTES + 1)
+        except OSError as error:
+            raise _fatal(source, (1, 1),
+                         f"cannot read the file: {error.strerror or error}") from None
 
 
 def position_of_mark(mark: Any) -> Position:
@@ -175,10 +234,11 @@ _Node = _Scalar | _Sequence | _Mapping | _Alias
 class _Composer:
     """Turn the event stream into nodes without recursion, so nesting costs no Python stack."""
 
-    def __init__(self, text: str, source: str, problems: list[Problem]) -> None:
+    def __init__(self, text: str, source: str, problems: list[Problem], kind: Kind) -> None:
         self.text = text
         self.source = source
         self.problems = problems
+        self.kind = kind
 
     def problem(self, pos: Position, message: str) -> None:
         self.problems.append(Problem(self.source, pos[0], pos[1], message))
@@ -222,7 +282,7 @@ class _Composer:
                 documents += 1
                 if documents > 1:
                     raise self.fatal(position_of_mark(event.start_mark),
-                                     "a second YAML document starts here: a process file holds "
+                                     f"a second YAML document starts here: {self.kind.file} holds "
                                      "exactly one document (remove this '---' and what follows, "
                                      "or split the file)")
                 continue
@@ -239,7 +299,7 @@ class _Composer:
             nodes += 1
             if nodes > MAX_NODES:
                 raise self.fatal(pos, f"the file holds more than {MAX_NODES} values: "
-                                 "too large for a process definition")
+                                 f"too large for {self.kind.name}")
             node: _Node
             if isinstance(event, yaml.AliasEvent):
                 node = self._alias(event.anchor, pos, anchors, open_anchors)
@@ -248,7 +308,7 @@ class _Composer:
             else:
                 if len(stack) >= MAX_DEPTH:
                     raise self.fatal(pos, f"lists and mappings are nested more than {MAX_DEPTH} "
-                                     "levels deep: too deep for a process definition")
+                                     f"levels deep: too deep for {self.kind.name}")
                 is_sequence = isinstance(event, yaml.SequenceStartEvent)
                 self._check_collection_tag(event.tag, _SEQUENCE_TAG if is_sequence else
                                            _MAPPING_TAG, pos)
@@ -271,8 +331,8 @@ class _Composer:
             elif anchor is not None:
                 anchors[anchor] = node
         if documents == 0:
-            raise self.fatal((1, 1), "the file is empty: a process definition is a mapping with "
-                             "at least `process`, `name`, `entity` and `stages`")
+            raise self.fatal((1, 1), f"the file is empty: {self.kind.name} is "
+                             f"{self.kind.shape}")
         return root
 
     def _alias(self, name: str, pos: Position, anchors: dict[str, _Node],
@@ -293,11 +353,11 @@ class _Composer:
         if tag == _VALUE_TAG:  # a plain "=": YAML 1.1's value key, text for everyone else
             tag = _TAG + "str"
         if tag == _MERGE_TAG:
-            self.problem(pos, "merge keys (<<) are not supported: write the keys out, or use "
-                         "`extends` to build on another process")
+            self.problem(pos, "merge keys (<<) are not supported: "
+                         f"{self.kind.instead_of_merge}")
             return _Scalar(event.value, pos, event.value)
         if tag not in _SCALAR_TAGS:
-            self.problem(pos, f"the tag {_short_tag(tag)} is not allowed: a process definition "
+            self.problem(pos, f"the tag {_short_tag(tag)} is not allowed: {self.kind.name} "
                          "holds plain values only (text, numbers, true/false, dates, lists, "
                          "mappings)")
             return _Scalar(event.value, pos, event.value)
@@ -313,7 +373,7 @@ class _Composer:
 
     def _check_collection_tag(self, tag: str | None, plain: str, pos: Position) -> None:
         if tag is not None and tag not in ("!", plain):
-            self.problem(pos, f"the tag {_short_tag(tag)} is not allowed: a process definition "
+            self.problem(pos, f"the tag {_short_tag(tag)} is not allowed: {self.kind.name} "
                          "holds plain values only (text, numbers, true/false, dates, lists, "
                          "mappings)")
 

@@ -19,7 +19,7 @@ import attrs
 
 from bpf._errors import BpfError, DefinitionError, DefinitionWarning, Problem
 from bpf.definition._extends import apply_extension
-from bpf.definition._yaml import MAX_BYTES, Locator, read_yaml
+from bpf.definition._yaml import Locator, read_file, read_yaml
 from bpf.definition.checks import check_process
 from bpf.definition.conditions import condition_from_data
 from bpf.definition.model import (
@@ -88,13 +88,7 @@ def _warn(found: tuple[Problem, ...]) -> None:
 
 
 def _load_file(path: Path, source: str, chain: tuple[str, ...]) -> _Loaded:
-    try:
-        with path.open("rb") as file:
-            text = file.read(MAX_BYTES + 1)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise DefinitionError([Problem(source, 1, 1, f"cannot read the file: {reason}")]) from None
-    return _load_text(text, source, path.parent, chain)
+    return _load_text(read_file(path, source), source, path.parent, chain)
 
 
 def _load_text(text: str | bytes, source: str, base_dir: Path,
