@@ -62,7 +62,8 @@ class SQLStore(Store):
             engine, own = target, False
             self.url = target.url.render_as_string(hide_password=True)
         elif isinstance(target, str):
-            (engine, self.url), own = engine_from_url(target, synchronous, busy_timeout), True
+            engine, self.url = engine_from_url(target, synchronous, busy_timeout)
+            own = True
         else:
             raise StoreError(
                 f"SQLStore takes a database URL or a SQLAlchemy Engine, got {type(target).__name__}"
