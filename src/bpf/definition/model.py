@@ -6,6 +6,7 @@ the schema and semantic checks; code may also build them directly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal
@@ -27,8 +28,33 @@ DEFAULT_CATEGORIES: tuple[str, ...] = (
 )
 
 
+#: The bounds the process format sets (docs/process-format.md), checked at construction too:
+#: a version is a 32-bit integer in both databases, a stale threshold at most a century.
+MAX_VERSION = 2**31 - 1
+MAX_STALE_AFTER_DAYS = 36_500
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
+
+
+def _within(low: float, high: float, *, above: bool = False, whole: bool = False) -> Any:
+    """An attrs validator: None, or a finite number (a whole one when ``whole``) from ``low``
+    (exclusive when ``above``) to ``high``."""
+
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if value is None:
+            return
+        ok = (isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value) and (low < value if above else low <= value)
+              and value <= high)
+        if not ok:
+            bound = f"greater than {low}" if above else f"at least {low}"
+            kind = "a whole number" if whole else "a finite number"
+            raise ValueError(f"{attribute.name} must be {kind} {bound} and at most {high}, "
+                             f"not {value!r}")
+
+    return check
 
 
 @attrs.frozen
@@ -80,10 +106,11 @@ class Stage:
     steps: tuple[Step, ...] = attrs.field(default=(), converter=tuple)
     next: tuple[Branch, ...] = attrs.field(default=(), converter=tuple)
     end: bool = False
-    probability: float | None = None
+    probability: float | None = attrs.field(default=None, validator=_within(0, 100))
     forecast_category: str | None = None
     guidance: str | None = None
-    stale_after_days: float | None = None
+    stale_after_days: float | None = attrs.field(
+        default=None, validator=_within(0, MAX_STALE_AFTER_DAYS, above=True))
     on_enter: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     on_exit: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
@@ -120,7 +147,7 @@ class ProcessDefinition:
     name: str
     entity: str
     stages: tuple[Stage, ...] = attrs.field(converter=tuple)
-    version: int = 1
+    version: int = attrs.field(default=1, validator=_within(1, MAX_VERSION, whole=True))
     pipeline_field: str | None = None
     roles: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     outcomes: Mapping[str, Outcome] = attrs.field(factory=dict, converter=_frozen_mapping)

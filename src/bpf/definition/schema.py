@@ -14,6 +14,7 @@ import datetime
 import difflib
 import functools
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from typing import Any
@@ -57,13 +58,47 @@ def _validators() -> tuple[Any, Any]:
 
 
 def schema_problems(data: Any, locator: Locator, *, merged: bool = False) -> list[Problem]:
-    """Every schema violation in ``data``, located and worded for the YAML author."""
+    """Every schema violation in ``data``, located and worded for the YAML author.
+
+    Numbers that are not finite (``.nan``, ``.inf``) are refused wherever they are written:
+    JSON has no such numbers, so JSON Schema cannot say it (NaN even passes ``minimum`` and
+    ``maximum``, every comparison with it being false).
+    """
     document, process = _validators()
     validator = process if merged else document
+    not_finite = set(_not_finite(data))
     problems: list[Problem] = []
+    reported: set[Path] = set()
     for error in validator.iter_errors(data):
+        path = tuple(error.absolute_path)
+        if path in not_finite and error.validator != "type":
+            continue  # a bound NaN passes and infinity fails: said once, below
+        reported.add(path)
         problems.extend(_translate(error, locator))
+    problems += [locator.problem(path, f"{_subject(path)} must be a finite number, not "
+                                 f"{_repr(_data_at(data, path))}")
+                 for path in sorted(not_finite - reported, key=str)]
     return problems
+
+
+def _data_at(data: Any, path: Path) -> Any:
+    """The value at ``path`` in ``data``."""
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _not_finite(data: Any) -> Iterator[Path]:
+    """The path of every NaN or infinite number in ``data``."""
+    todo: list[tuple[Path, Any]] = [((), data)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            yield path
+        elif isinstance(value, Mapping):
+            todo.extend(((*path, k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
 
 
 # -- translating jsonschema errors ---------------------------------------------------------------
@@ -114,9 +149,13 @@ def _message(error: Any, schema: Mapping[str, Any], subject: str) -> str | None:
         return str(schema["x-message"])
     templates = schema.get("x-messages", {})
     instance = error.instance
-    if error.validator in templates:
-        return str(templates[error.validator]).format(subject=subject, value=_repr(instance))
     value = error.validator_value
+    if error.validator in templates:
+        length = len(instance) if isinstance(instance, (str, list, Mapping)) else 0
+        return str(templates[error.validator]).format(subject=subject, value=_repr(instance),
+                                                      limit=f"{value:,}"
+                                                      if isinstance(value, int) else value,
+                                                      length=f"{length:,}")
     if error.validator == "type":
         expected = [value] if isinstance(value, str) else list(value)
         words = " or ".join(_TYPE_WORDS.get(t, t) for t in expected)
@@ -144,6 +183,13 @@ def _message(error: Any, schema: Mapping[str, Any], subject: str) -> str | None:
         return f"{subject} needs at least {value} items"
     if error.validator == "minLength":
         return f"{subject} must not be empty"
+    if error.validator == "maxLength":
+        return (f"{subject} is {len(instance):,} characters long: at most {value:,} are "
+                "allowed")
+    if error.validator == "maxItems":
+        return f"{subject} has {len(instance):,} items: at most {value:,} are allowed"
+    if error.validator == "maxProperties":
+        return f"{subject} has {len(instance):,} keys: at most {value:,} are allowed"
     if error.validator == "minProperties":
         return f"{_a(schema.get('title', 'this mapping'))} must not be empty"
     return None
@@ -201,7 +247,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return f"the number {_repr(value)}"
     if isinstance(value, str):
         return f"the text {value!r}"
     if isinstance(value, datetime.date):
@@ -213,7 +259,18 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+#: The longest value quoted whole in a message; a longer one is cut, with its length.
+_QUOTED = 60
+
+
 def _repr(value: Any) -> str:
+    if isinstance(value, str) and len(value) > _QUOTED:
+        return f"{value[:_QUOTED]!r}... ({len(value):,} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** _QUOTED:
+        digits = len(str(abs(value)))
+        return f"a number of {digits:,} digits"
+    if isinstance(value, float) and not math.isfinite(value):  # as YAML writes them
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
