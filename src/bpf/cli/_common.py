@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import bpf
 from bpf._errors import BpfError
+from bpf.definition.loader import shipped_names
 
 if TYPE_CHECKING:
     from bpf.definition.model import ProcessDefinition
@@ -23,29 +24,44 @@ class CliError(BpfError):
 
 
 def is_process_file(value: str) -> bool:
-    """A NAME|FILE argument names a file when that path exists or ends with .yaml/.yml."""
-    return value.endswith(PROCESS_SUFFIXES) or Path(value).is_file()
+    """A NAME|FILE argument names a file when it is written as a path (it holds a '/' or a
+    '\\', or ends with .yaml/.yml) or names a file that exists; otherwise it is a name."""
+    return ("/" in value or "\\" in value or value.endswith(PROCESS_SUFFIXES)
+            or Path(value).is_file())
 
 
 def load_definition(value: str) -> ProcessDefinition:
-    """The process a NAME|FILE argument names: a YAML file, else a shipped process (one of
-    `bpf.standard_processes`, or an example of ``bpf.processes.examples``)."""
+    """The process a NAME|FILE argument of the command line names: a YAML file (see
+    `is_process_file`), else a shipped process or example, by name (`shipped_definition`)."""
     if is_process_file(value):
         path = Path(value)
         if not path.is_file():
             raise CliError(f"{value}: no such file")
         return bpf.load_process(path)
-    try:
-        return bpf.standard_process(value)
-    except bpf.UnknownProcessError as exc:
-        example = files("bpf.processes") / "examples" / f"{value}.yaml"
-        if not example.is_file():
+    definition = shipped_definition(value)
+    if definition is None:
+        try:
+            bpf.standard_process(value)  # raises, naming the shipped processes
+        except bpf.UnknownProcessError as exc:
             names = example_names()
             raise bpf.UnknownProcessError(
                 f"{exc}; examples: {', '.join(names)}" if names else str(exc)
             ) from None
-    with as_file(example) as path:
-        return bpf.load_process(path)
+    return definition  # type: ignore[return-value]
+
+
+def shipped_definition(name: str) -> ProcessDefinition | None:
+    """The shipped process or example called ``name``, or None.
+
+    Only the names bpf ships are looked up, never a path built from ``name``: a name read
+    from a database (`known_definition`) must not open a file.
+    """
+    if name in shipped_names():
+        return bpf.standard_process(name)
+    if name in example_names():
+        with as_file(files("bpf.processes") / "examples" / f"{name}.yaml") as path:
+            return bpf.load_process(path)
+    return None
 
 
 def example_names() -> list[str]:
@@ -160,9 +176,10 @@ def register_all(
 
 def known_definition(process: str, version: int) -> ProcessDefinition | None:
     """The shipped definition of ``process`` at ``version`` (stage names, order, probability
-    for what a database holds), or None when bpf does not ship that one."""
-    try:
-        definition = load_definition(process)
-    except bpf.UnknownProcessError:
-        return None
-    return definition if definition.version == version else None
+    for what a database holds), or None when bpf does not ship that one.
+
+    ``process`` comes from the database: it is looked up among the shipped names only, never
+    opened as a file.
+    """
+    definition = shipped_definition(process)
+    return definition if definition is not None and definition.version == version else None

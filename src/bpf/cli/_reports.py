@@ -22,6 +22,7 @@ from bpf.cli._common import (
     existing_database,
     load_definition,
     register_all,
+    shipped_definition,
 )
 from bpf.cli._funnel import funnel_rows
 from bpf.cli._output import bar, duration, percent, table
@@ -101,8 +102,8 @@ def _processes_in(engine: bpf.Engine) -> list[ProcessDefinition]:
     found = []
     for name in names:
         if engine.store.status_counts(name):
-            found.append(load_definition(name))
-    return found
+            found.append(shipped_definition(name))
+    return [d for d in found if d is not None]
 
 
 def run(args: argparse.Namespace) -> int:
