@@ -94,3 +94,4 @@ def test_names_are_still_found_shipped_and_example(bpf_main):
     assert unknown.code == 2
     assert unknown.err.startswith("bpf: error: no shipped process 'no-such-process'; ")
     assert unknown.err.rstrip().endswith("examples: opportunity-gated")
+
