@@ -52,11 +52,11 @@ def test_the_core_refuses_with_the_one_vocabulary(compiled):
     assert core.decide_previous(compiled, state, SELLER).reason == "beginning"
     assert core.decide_set_active(compiled, state, "qualify", SELLER).reason == "active"
     assert core.decide_set_active(compiled, state, "develop", SELLER).reason == "unreachable"
-    assert core.decide_finish(compiled, state, None, SELLER).reason == "end"
+    assert core.decide_finish(compiled, state, None, SELLER, {}.get).reason == "end"
     aborted = core.change_status(compiled, state, "abandon", "opp-1", AT, SELLER).after
     assert aborted.status == "aborted" and aborted.completed_at == AT
     assert core.decide_next(compiled, aborted, QUALIFIED.get, SELLER).reason == "status"
-    assert core.decide_reactivate(compiled, aborted, SELLER) is None
+    assert core.decide_reactivate(compiled, aborted, SELLER) == {}
 
 
 def test_every_refusal_error_carries_a_reason_from_one_enum():

@@ -39,9 +39,9 @@ def test_the_record_can_be_passed_to_next(engine, lead):
     assert flow.record_ids == {"lead": "lead-1", "opportunity": "opp-9"}
     assert opportunity["stepname"] == "2-Develop"
     assert lead["stepname"] == "1-Qualify"
-    assert engine.flows(opportunity) == [flow]
-    assert engine.flows(lead) == [flow]
-    assert engine.last_stage_change(opportunity).to_stage == "develop"
+    assert engine.flows(opportunity, entity="opportunity") == [flow]
+    assert engine.flows(lead, entity="lead") == [flow]
+    assert engine.last_stage_change(opportunity, entity="opportunity").to_stage == "develop"
 
 
 def test_a_record_factory_creates_the_record(engine, lead):

@@ -157,7 +157,8 @@ class Runtime(RuleBasedStateMachine):
     def the_pipeline_phase_is_the_last_change_of_any_flow(self):
         for rid, phase in self.phase.items():
             assert self.records[rid]["stepname"] == phase
-            assert self.engine.last_stage_change(rid).phase == phase
+            entity = "lead" if rid == "lead-1" else "opportunity"
+            assert self.engine.last_stage_change(rid, entity=entity).phase == phase
 
     @invariant()
     def history_replays_to_the_current_state(self):

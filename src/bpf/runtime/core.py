@@ -89,6 +89,22 @@ def missing_steps(stage: CompiledStage, get: Getter) -> list[Step]:
     return [s for s in stage.required if not s.is_satisfied(get(s.field))]
 
 
+def _gate(compiled: CompiledProcess, current: CompiledStage, get: Getter, what: str
+          ) -> Refusal | None:
+    missing = missing_steps(current, get) if current.required else None
+    if not missing:
+        return None
+    return Refusal(
+        Reason.GATE,
+        f"cannot {what} stage {current.stage.name!r} of {compiled.definition.process!r}: "
+        "required "
+        + ", ".join(f"{s.label} ({s.field})" for s in missing)
+        + (" is" if len(missing) == 1 else " are")
+        + " not filled",
+        tuple(missing),
+    )
+
+
 def pick_branch(stage: CompiledStage, get: Getter) -> str | Refusal:
     """The stage the active path goes to next from ``stage``: the first branch whose condition
     holds, else the default branch."""
@@ -122,7 +138,9 @@ def predicted_path(
 def _active_refusal(state: FlowRow, what: str) -> Refusal | None:
     if state.status == "active":
         return None
-    return Refusal(Reason.STATUS, f"the flow is {state.status}: reactivate it before you {what} it")
+    return Refusal(
+        Reason.STATUS, f"the flow is {state.status}: reactivate it before you {what} it"
+    )
 
 
 # -- decisions: where an operation goes, or why it cannot ---------------------------------------
@@ -132,25 +150,17 @@ def decide_next(
     compiled: CompiledProcess, state: FlowRow, get: Getter, actor: Any
 ) -> str | Refusal:
     """The stage a forward move enters, or why it cannot: status, role, gate, end, branch."""
-    if state.status != "active":
-        return _active_refusal(state, "move")  # type: ignore[return-value]
     if compiled.definition.roles:
         refusal = role_refusal(compiled.definition, actor, "move")
         if refusal is not None:
             return refusal
+    if state.status != "active":
+        return _active_refusal(state, "move")  # type: ignore[return-value]
     current = compiled.stages[state.stage]
     if current.required:
-        missing = missing_steps(current, get)
-        if missing:
-            return Refusal(
-                Reason.GATE,
-                f"cannot leave stage {current.stage.name!r} of "
-                f"{compiled.definition.process!r}: required "
-                + ", ".join(f"{s.label} ({s.field})" for s in missing)
-                + (" is" if len(missing) == 1 else " are")
-                + " not filled",
-                tuple(missing),
-            )
+        gate = _gate(compiled, current, get, "leave")
+        if gate is not None:
+            return gate
     if not current.branches:
         return Refusal(
             Reason.END,
@@ -162,7 +172,7 @@ def decide_next(
 
 def decide_previous(compiled: CompiledProcess, state: FlowRow, actor: Any) -> str | Refusal:
     """The stage a back move enters, or why it cannot."""
-    refusal = _active_refusal(state, "move") or role_refusal(compiled.definition, actor, "move")
+    refusal = role_refusal(compiled.definition, actor, "move") or _active_refusal(state, "move")
     if refusal is not None:
         return refusal
     if len(state.traversed) < 2:
@@ -180,7 +190,7 @@ def decide_set_active(
 
     An unknown stage id raises `bpf.UnknownStageError` (a mistake in the call, not a refusal).
     """
-    refusal = _active_refusal(state, "move") or role_refusal(compiled.definition, actor, "move")
+    refusal = role_refusal(compiled.definition, actor, "move") or _active_refusal(state, "move")
     if refusal is not None:
         return refusal
     compiled.definition.stage(stage_id)  # unknown: UnknownStageError
@@ -196,19 +206,24 @@ def decide_set_active(
 
 
 def decide_finish(
-    compiled: CompiledProcess, state: FlowRow, outcome: str | None, actor: Any
+    compiled: CompiledProcess, state: FlowRow, outcome: str | None, actor: Any, get: Getter
 ) -> Mapping[str, Any] | Refusal:
-    """The fields the outcome sets on the record, or why the flow cannot finish."""
+    """The fields the outcome sets on the record, or why the flow cannot finish: role, status,
+    not the last stage, the last stage's gate (as Dynamics' Finish), unknown outcome."""
     definition = compiled.definition
-    refusal = _active_refusal(state, "finish") or role_refusal(definition, actor, "finish")
+    refusal = role_refusal(definition, actor, "finish") or _active_refusal(state, "finish")
     if refusal is not None:
         return refusal
-    if not compiled.stages[state.stage].is_last:
+    current = compiled.stages[state.stage]
+    if not current.is_last:
         return Refusal(
             Reason.END,
             f"stage {state.stage!r} is not the last stage of {definition.process!r}: a flow "
             "finishes only at its last stage",
         )
+    gate = _gate(compiled, current, get, "finish at")
+    if gate is not None:
+        return gate
     if outcome is None:
         return {}
     found = definition.outcomes.get(outcome)
@@ -223,12 +238,14 @@ def decide_finish(
 
 def decide_abandon(compiled: CompiledProcess, state: FlowRow, actor: Any) -> Refusal | None:
     """Why the flow cannot be abandoned, or None."""
-    return _active_refusal(state, "abandon") or role_refusal(compiled.definition, actor, "abandon")
+    return role_refusal(compiled.definition, actor, "abandon") or _active_refusal(state, "abandon")
 
 
-def decide_reactivate(compiled: CompiledProcess, state: FlowRow, actor: Any) -> Refusal | None:
-    """Why the flow cannot be reactivated, or None. The role comes first: an actor without
-    it learns nothing of the flow's status."""
+def decide_reactivate(
+    compiled: CompiledProcess, state: FlowRow, actor: Any
+) -> Mapping[str, Any] | Refusal:
+    """The fields reactivation writes back on the record (the process's ``reactivate: set``),
+    or why the flow cannot be reactivated."""
     refusal = role_refusal(compiled.definition, actor, "reactivate")
     if refusal is not None:
         return refusal
@@ -237,7 +254,7 @@ def decide_reactivate(compiled: CompiledProcess, state: FlowRow, actor: Any) -> 
             Reason.STATUS,
             "the flow is already active; only a finished or aborted flow can be reactivated",
         )
-    return None
+    return getattr(compiled.definition, "reactivate_set", None) or {}
 
 
 def entity_refusal(target: CompiledStage, message: str) -> Refusal:
@@ -314,7 +331,7 @@ def enter(
     ))
 
 
-_STATUS_OF = {"finish": "finished", "abandon": "aborted", "reactivate": "active"}
+STATUS_OF = {"finish": "finished", "abandon": "aborted", "reactivate": "active"}
 
 
 def change_status(
@@ -330,7 +347,7 @@ def change_status(
     """A status change (finish, abandon, reactivate) at the flow's stage."""
     definition = compiled.definition
     current = compiled.stages[state.stage]
-    status = _STATUS_OF[kind]
+    status = STATUS_OF[kind]
     after = FlowRow(
         state.id, state.process, state.version, state.records, state.stage,
         state.stage_started_at, state.traversed, status, state.started_at,

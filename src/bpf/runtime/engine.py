@@ -14,7 +14,6 @@ Every operation follows one pattern, so a refused or failed one changes nothing:
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 from bpf._clock import Clock, as_utc, utcnow
 from bpf._errors import (
     BpfError,
+    ConcurrencyError,
     FlowExistsError,
     FlowNotFoundError,
     HookError,
@@ -36,15 +36,15 @@ from bpf._history import StageChange
 from bpf.definition.model import ProcessDefinition, Stage, Step
 from bpf.runtime import core
 from bpf.runtime import migrate as migration
-from bpf.runtime.compiled import CompiledProcess
-from bpf.runtime.core import Change, Refusal
+from bpf.runtime.bindings import Bindings, EntityBinding
+from bpf.runtime.core import Refusal
 from bpf.runtime.flow import Actor, Flow, FlowEvent
-from bpf.runtime.hooks import EVENTS, Hooks, run_actions
+from bpf.runtime.hooks import EVENTS, Hooks
 from bpf.runtime.identity import IdentityMap
-from bpf.runtime.records import field_getter, record_id, set_field
+from bpf.runtime.records import field_getter, record_id
 from bpf.runtime.registry import Registry
-from bpf.runtime.transaction import Snapshot, Unit
-from bpf.store.base import FlowRow, InsertFlow, SetActiveFlow, SetLastChange, Store, UpdateFlow
+from bpf.runtime.transaction import Transactions
+from bpf.store.base import FlowRow, Store
 
 
 class _Ids:
@@ -69,9 +69,6 @@ class _Ids:
 _new_id = _Ids()
 
 
-_new = tuple.__new__  # see bpf.runtime.core
-
-
 def _raiser(exc: BpfError) -> Callable[[str], Any]:
     # The record is needed only if the gate reads it, after the status and role checks.
     def get(field: str) -> Any:
@@ -91,6 +88,11 @@ class Engine:
     ``store`` is where flows live: None or ``"memory"`` for this process only, a database URL
     (``"sqlite:///bpf.db"``, ``"postgresql+psycopg://user@host/db"``), a SQLAlchemy `Engine`,
     or a `bpf.store.Store`. ``clock`` returns timezone-aware UTC datetimes.
+
+    A record is identified by (entity, id): a lead 42 and an opportunity 42 are two records.
+    Lookups take the entity from ``entity=``, from a binding of the record's class
+    (`entity`), or from the registered processes when they all run on one entity; otherwise
+    they raise `bpf.RecordError` rather than guess.
     """
 
     __module__ = "bpf"  # shown as bpf.Engine, its public name
@@ -111,11 +113,12 @@ class Engine:
         self._lock = threading.RLock()
         self._registry = Registry(self.actions, self._lock)
         self._hooks = Hooks()
+        self._bindings = Bindings()
         self._factories: dict[str, Callable[[Flow, Any], Any]] = {}
-        self._unit: Unit | None = None  # the open batch, if any
         # One object per flow in this engine; kept strongly when the store is not durable,
         # since no other copy of the records bound to the flows exists then.
         self._flows = IdentityMap(strong=not self._store.durable)
+        self._tx = Transactions(self._store, self._hooks, self._flows, self._lock)
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -156,48 +159,139 @@ class Engine:
         """
         self._factories[entity] = fn
 
+    def entity(
+        self,
+        name: str,
+        *,
+        model: type | None = None,
+        key: str | None = None,
+        load: Callable[[str], Any] | None = None,
+        save: Callable[[Any], Any] | None = None,
+    ) -> EntityBinding:
+        """Say how bpf handles the records of entity ``name``.
+
+        ``model`` is the class of its record objects (their entity is then known from the
+        object alone); ``key`` the mapping key or attribute holding the id (default ``id``, or
+        the primary key of a SQLAlchemy model); ``load(record_id)`` returns the record, so
+        flows read back from the store bind their records themselves; ``save(record)``
+        persists the fields bpf writes (called inside `transaction`, else after the commit).
+        A SQLAlchemy ORM ``model`` needs neither: bpf loads rows with the session of the open
+        `transaction` and sets the pipeline field on them, and that session saves them.
+        """
+        with self._lock:
+            return self._bindings.bind(name, model=model, key=key, load=load, save=save)
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def _key(self, record: Any, entity: str | None) -> tuple[str | None, str]:
+        """(entity, id) of a record object or id; the entity is None when bpf cannot tell."""
+        if entity is not None:
+            binding = self._bindings.get(entity)
+            return entity, binding.id_of(record) if binding is not None else record_id(record)
+        binding = self._bindings.of_record(record)
+        if binding is not None:
+            return binding.name, binding.id_of(record)
+        rid = record_id(record)
+        entities = self._registry.entities()
+        return (next(iter(entities)) if len(entities) == 1 else None), rid
+
+    def _resolve(self, record: Any, entity: str | None) -> tuple[str, str]:
+        found, rid = self._key(record, entity)
+        if found is None:
+            entities = ", ".join(sorted(self._registry.entities())) or "none registered"
+            raise RecordError(
+                f"which record is {rid!r}? The registered processes run on several entities "
+                f"({entities}): pass entity=..., or bind the record's class with "
+                "engine.entity(name, model=...)"
+            )
+        return found, rid
+
+    def _record_obj(self, flow: Flow, entity: str) -> Any:
+        for i, ((e, rid), obj) in enumerate(zip(flow._state.records, flow._bound, strict=True)):
+            if e == entity:
+                if obj is None:
+                    obj = self._load(e, rid)
+                    bound = flow._bound
+                    flow._bound = (*bound[:i], obj, *bound[i + 1:])
+                return obj
+        raise RecordError(f"the flow has no {entity} record yet")
+
+    def _load(self, entity: str, rid: str) -> Any:
+        binding = self._bindings.get(entity)
+        loaded = None
+        if binding is not None and binding.load is not None:
+            loaded = binding.load(rid)
+        elif binding is not None and binding.orm:
+            loaded = self._tx.orm_get(binding, rid)
+        else:
+            raise RecordError(
+                f"the flow needs its {entity} record {rid!r}, which is not bound in this "
+                "engine: look the flow up with that record (engine.flows(record)), call "
+                f"flow.bind(record), or tell the engine how to load it with "
+                f"engine.entity({entity!r}, load=...)"
+            )
+        if loaded is None:
+            raise RecordError(f"the {entity} record {rid!r} could not be loaded: it is gone")
+        return loaded
+
+    def _getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
+        bound = flow._bound
+        if len(bound) == 1 and bound[0] is not None and flow._state.records[0][0] == entity:
+            return field_getter(bound[0])  # most flows span one record: skip the search
+        return field_getter(self._record_obj(flow, entity))
+
+    def _save_of(self, entity: str) -> Callable[[Any], Any] | None:
+        binding = self._bindings.get(entity) if self._bindings else None
+        if binding is None:
+            return None
+        if binding.save is not None:
+            return binding.save
+        return self._tx.orm_add if binding.orm else None
+
     # -- lookups ---------------------------------------------------------------------------------
 
-    def flows(self, record: Any) -> list[Flow]:
+    def flows(self, record: Any, *, entity: str | None = None) -> list[Flow]:
         """Every flow on the record (a record object or its id), all processes, in start order."""
-        rid = record_id(record)
+        entity, rid = self._resolve(record, entity)
         with self._lock:
-            flows = [self._materialize(row) for row in self._store.record_flows(rid)]
+            flows = [self._materialize(row) for row in self._store.record_flows(rid, entity)]
             if not isinstance(record, str):
                 for flow in flows:
-                    _bind_if_matches(flow, rid, record)
+                    _bind_if_matches(flow, entity, rid, record)
             return flows
 
-    def flow(self, record: Any, process: str) -> Flow:
+    def flow(self, record: Any, process: str, *, entity: str | None = None) -> Flow:
         """The record's flow of ``process``; `bpf.FlowNotFoundError` when there is none."""
-        flow = self._find_flow(record, process)
+        flow = self._find_flow(record, process, entity)
         if flow is None:
-            raise FlowNotFoundError(f"record {record_id(record)!r} has no {process!r} flow")
+            entity, rid = self._resolve(record, entity)
+            raise FlowNotFoundError(f"{entity} {rid!r} has no {process!r} flow")
         return flow
 
-    def _find_flow(self, record: Any, process: str) -> Flow | None:
-        for flow in self.flows(record):
+    def _find_flow(self, record: Any, process: str, entity: str | None) -> Flow | None:
+        for flow in self.flows(record, entity=entity):
             if flow._state.process == process:
                 return flow
         return None
 
-    def active_flow(self, record: Any) -> Flow | None:
+    def active_flow(self, record: Any, *, entity: str | None = None) -> Flow | None:
         """The flow the record shows: the last one started on it or switched to."""
-        rid = record_id(record)
+        entity, rid = self._resolve(record, entity)
         with self._lock:
-            flow_id = self._store.active_flow_id(rid)
+            flow_id = self._store.active_flow_id(rid, entity)
             if flow_id is None:
                 return None
-            for flow in self.flows(record):
+            for flow in self.flows(record, entity=entity):
                 if flow.id == flow_id:
                     return flow
             return None
 
-    def last_stage_change(self, record: Any) -> StageChange | None:
+    def last_stage_change(self, record: Any, *, entity: str | None = None) -> StageChange | None:
         """The latest stage change on the record made by any flow: the unambiguous source of
         the pipeline phase (which flow, which stage, who, when)."""
+        entity, rid = self._resolve(record, entity)
         with self._lock:
-            return self._store.last_change(record_id(record))
+            return self._store.last_change(rid, entity)
 
     def get_flow(self, flow_id: str) -> Flow:
         """A flow by its id; `bpf.FlowNotFoundError` when there is none."""
@@ -234,56 +328,76 @@ class Engine:
     ) -> Flow:
         """Start ``process`` on ``record`` at its first stage; returns the new flow.
 
-        A record has at most one flow per process (`bpf.FlowExistsError`).
+        The record is of the first stage's entity. A record has at most one flow per process
+        (`bpf.FlowExistsError`).
         """
         compiled = self._registry.get(process, version)
-        rid = record_id(record)
+        entity = compiled.first.stage.entity
+        binding = self._bindings.of_record(record) if self._bindings else None
+        if binding is not None and binding.name != entity:
+            raise RecordError(
+                f"{process!r} starts on a {entity} record, and this is a {binding.name} "
+                f"({type(record).__name__})"
+            )
+        _, rid = self._key(record, entity)
         with self._lock:
             refusal = core.role_refusal(compiled.definition, actor, "start")
             if refusal is not None:
                 raise refusal.error()
             # Checked before any hook runs; inside a batch on a database the store's unique
             # constraint catches it at commit instead, sparing a query per start of a bulk load.
-            if self._unit is None or not self._store.durable:
-                for row in self._store.record_flows(rid):
-                    if row.process == process and row.records[0][1] == rid:
-                        raise FlowExistsError(f"record {rid!r} already has a {process!r} flow")
+            unit = self._tx.unit
+            if unit is None or unit.connection is not None or not self._store.durable:
+                for row in self._store.record_flows(rid, entity):
+                    if row.process == process and row.records[0] == (entity, rid):
+                        raise FlowExistsError(f"{entity} {rid!r} already has a {process!r} flow")
             change = core.start(compiled, _new_id(), rid, self.now(), actor)
             flow = Flow(self, compiled, change.after, (record,), [])
             if self._hooks["stage_changing"]:
                 self._hooks.before(FlowEvent("stage_changing", flow, "start", None,
                                              change.target.stage.id, "active", "active", actor))
-            self._apply(flow, change, record, (record,), actor, active=rid)
+            self._tx.apply(flow, change, record, (record,), actor, active=(entity, rid),
+                           save=self._save_of(entity))
             return flow
 
-    def switch(self, record: Any, process: str, *, actor: Actor | None = None) -> Flow:
+    def switch(
+        self, record: Any, process: str, *, actor: Actor | None = None,
+        entity: str | None = None,
+    ) -> Flow:
         """Dynamics' "Switch process": make the record show its ``process`` flow, starting it
         when the record has none. Flows keep their own stages."""
-        rid = record_id(record)
         with self._lock:
-            flow = self._find_flow(record, process)
+            flow = self._find_flow(record, process, entity)
             if flow is None:
                 return self.start(process, record, actor=actor)
             refusal = core.role_refusal(flow._compiled.definition, actor, "switch to")
             if refusal is not None:
                 raise refusal.error()
-            op = SetActiveFlow(rid, flow.id)
-            if self._unit is None:
-                self._store.write([op])
-            else:
-                self._unit.records[(SetActiveFlow, rid)] = op
+            entity, rid = self._resolve(record, entity)
+            self._tx.set_active(entity, rid, flow.id)
             return flow
 
     # -- moving ----------------------------------------------------------------------------------
 
-    def _getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
-        bound = flow._bound
-        if len(bound) == 1 and bound[0] is not None and flow._state.records[0][0] == entity:
-            return field_getter(bound[0])  # most flows span one record: skip the search
-        return field_getter(self._record_obj(flow, entity))
+    @staticmethod
+    def _expect(flow: Flow, stage: str | None, revision: int | None) -> None:
+        """Stale-click protection: the caller says what it saw; anything else changed nothing."""
+        state = flow._state
+        if (stage is not None and stage != state.stage) or (
+            revision is not None and revision != state.revision
+        ):
+            saw = ", ".join(x for x in (stage and f"stage {stage!r}",
+                                        revision is not None and f"revision {revision}") if x)
+            raise ConcurrencyError(
+                f"flow {state.id!r} changed since it was shown ({saw}): it is now at stage "
+                f"{state.stage!r}, revision {state.revision}; nothing was changed"
+            )
 
-    def _next(self, flow: Flow, actor: Actor | None, record: Any) -> Stage:
+    def _next(self, flow: Flow, actor: Actor | None, record: Any, stage: str | None = None,
+              revision: int | None = None) -> Stage:
         with self._lock:
+            if stage is not None or revision is not None:
+                self._expect(flow, stage, revision)
             try:
                 get = self._getter(flow, flow._stage.stage.entity)
             except RecordError as exc:
@@ -293,15 +407,19 @@ class Engine:
                 raise target.error()  # type: ignore[union-attr]
             return self._move(flow, "next", target, actor, record)
 
-    def _previous(self, flow: Flow, actor: Actor | None) -> Stage:
+    def _previous(self, flow: Flow, actor: Actor | None, stage: str | None = None,
+                  revision: int | None = None) -> Stage:
         with self._lock:
+            self._expect(flow, stage, revision)
             target = core.decide_previous(flow._compiled, flow._state, actor)
             if type(target) is not str:
                 raise target.error()  # type: ignore[union-attr]
             return self._move(flow, "previous", target, actor, None)
 
-    def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None) -> Stage:
+    def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None,
+                    stage: str | None = None, revision: int | None = None) -> Stage:
         with self._lock:
+            self._expect(flow, stage, revision)
             target = core.decide_set_active(flow._compiled, flow._state, stage_id, actor)
             if type(target) is not str:
                 raise target.error()  # type: ignore[union-attr]
@@ -324,7 +442,7 @@ class Engine:
         rid = records[index][1] if index >= 0 else None
         obj = bound[index] if index >= 0 else None
         if given is not None:
-            given_id = record_id(given)
+            _, given_id = self._key(given, entity)
             if rid is not None and given_id != rid:
                 raise TransitionError(
                     f"the flow's {entity} record is {rid!r}, not {given_id!r}",
@@ -337,11 +455,8 @@ class Engine:
                 reason=Reason.ENTITY,
             )
         elif obj is None and rid is not None:
-            raise TransitionError(
-                f"stage {target_id!r} needs the {entity} record {rid!r}, which is not bound in "
-                "this engine: pass it with record=... or flow.bind(record)",
-                reason=Reason.ENTITY,
-            )
+            obj = self._record_obj(flow, entity)  # loads it through its entity binding
+            bound = flow._bound
         at = self.now()
         if self._hooks["stage_changing"]:
             self._hooks.before(FlowEvent("stage_changing", flow, kind, state.stage, target_id,
@@ -351,132 +466,85 @@ class Engine:
             if given is None:
                 leaving = self._record_obj(flow, flow._stage.stage.entity)
                 given = self._call_factory(entity, flow, leaving)
-            rid = record_id(given)
+            _, rid = self._key(given, entity)
+            self._refuse_second_flow(state.process, entity, rid, state)
             new_records = ((entity, rid),)
-            bound = (*bound, given)
+            bound = (*flow._bound, given)
         elif given is not None and given is not obj:
             bound = (*bound[:index], given, *bound[index + 1:])
         if given is not None:
             obj = given
         change = core.enter(compiled, state, kind, target_id, rid, new_records, at, actor)
-        self._apply(flow, change, obj, bound, actor)
+        self._tx.apply(flow, change, obj, bound, actor,
+                       save=self._save_of(entity) if self._bindings else None)
         return target.stage
+
+    def _refuse_second_flow(self, process: str, entity: str, rid: str, state: FlowRow) -> None:
+        """One flow per process per record holds across entities: a flow may not move into
+        a record that already has a flow of its process."""
+        for row in self._store.record_flows(rid, entity):
+            if row.process == process and row.id != state.id:
+                first = row.records[0]
+                raise TransitionError(
+                    f"{entity} {rid!r} already has a {process!r} flow (from {first[0]} "
+                    f"{first[1]!r}): a record has one flow per process; finish or abandon "
+                    "this one, or give it a new record",
+                    reason=Reason.EXISTS,
+                )
 
     # -- status ----------------------------------------------------------------------------------
 
-    def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None) -> None:
+    def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None,
+                stage: str | None = None, revision: int | None = None) -> None:
         with self._lock:
-            setters = core.decide_finish(flow._compiled, flow._state, outcome, actor)
+            self._expect(flow, stage, revision)
+            try:
+                get = self._getter(flow, flow._stage.stage.entity)
+            except RecordError as exc:
+                get = _raiser(exc)
+            setters = core.decide_finish(flow._compiled, flow._state, outcome, actor, get)
             if type(setters) is Refusal:
                 raise setters.error()
-            record = self._record_obj(flow, flow._stage.stage.entity) if setters else None
-            self._status(flow, "finish", actor, record, outcome, setters)  # type: ignore[arg-type]
+            self._status(flow, "finish", actor, outcome, setters)  # type: ignore[arg-type]
 
-    def _abandon(self, flow: Flow, actor: Actor | None) -> None:
+    def _abandon(self, flow: Flow, actor: Actor | None, stage: str | None = None,
+                 revision: int | None = None) -> None:
         with self._lock:
+            self._expect(flow, stage, revision)
             refusal = core.decide_abandon(flow._compiled, flow._state, actor)
             if refusal is not None:
                 raise refusal.error()
-            self._status(flow, "abandon", actor, None, None, None)
+            self._status(flow, "abandon", actor, None, None)
 
-    def _reactivate(self, flow: Flow, actor: Actor | None) -> None:
+    def _reactivate(self, flow: Flow, actor: Actor | None, stage: str | None = None,
+                    revision: int | None = None) -> None:
         with self._lock:
-            refusal = core.decide_reactivate(flow._compiled, flow._state, actor)
-            if refusal is not None:
-                raise refusal.error()
-            self._status(flow, "reactivate", actor, None, None, None)
+            self._expect(flow, stage, revision)
+            setters = core.decide_reactivate(flow._compiled, flow._state, actor)
+            if type(setters) is Refusal:
+                raise setters.error()
+            self._status(flow, "reactivate", actor, None, setters)  # type: ignore[arg-type]
 
     def _status(
-        self, flow: Flow, kind: str, actor: Actor | None, record: Any, outcome: str | None,
+        self, flow: Flow, kind: str, actor: Actor | None, outcome: str | None,
         setters: Mapping[str, Any] | None,
     ) -> None:
         state = flow._state
         stage = state.stage
+        entity = flow._stage.stage.entity
+        record = self._record_obj(flow, entity) if setters else None
         if self._hooks["status_changing"]:
             self._hooks.before(FlowEvent(
                 "status_changing", flow, kind, stage, stage, state.status,
-                core._STATUS_OF[kind], actor, outcome,
+                core.STATUS_OF[kind], actor, outcome,
             ))
-        rid = core.record_of(state.records, flow._stage.stage.entity) or state.records[0][1]
+        rid = core.record_of(state.records, entity) or state.records[0][1]
         change = core.change_status(flow._compiled, state, kind, rid, self.now(), actor,
                                     outcome, setters)
-        self._apply(flow, change, record, flow._bound, actor)
+        self._tx.apply(flow, change, record, flow._bound, actor,
+                       save=self._save_of(entity) if setters else None)
 
-    # -- applying a change -------------------------------------------------------------------------
-
-    def _apply(
-        self, flow: Flow, change: Change, record: Any, bound: tuple[Any, ...],
-        actor: Actor | None, *, active: str | None = None, compiled: CompiledProcess | None = None,
-        quiet: bool = False,
-    ) -> None:
-        """Apply ``change`` to ``flow`` and ``record`` in memory, run its stage actions and
-        write it (or add it to the open batch); on any failure restore the snapshot and
-        re-raise. Then run the ``*_changed`` hooks (after the batch, inside one)."""
-        entry = change.entry
-        unit = self._unit
-        h = flow._history
-        snapshot = _new(Snapshot, (flow, flow._state, flow._compiled, flow._stage, flow._bound,
-                                   None if h is None else len(h), []))
-        try:
-            flow._state = change.after
-            flow._stage = change.target
-            flow._bound = bound
-            if compiled is not None:
-                flow._compiled = compiled
-            if flow._history is not None:
-                flow._history.append(entry)
-            for field, value in change.writes:
-                snapshot.undos.append(set_field(record, field, value))
-            if change.on_exit or change.on_enter:  # most stages have no actions: skip the calls
-                for event, actions, stage in (("on_exit", change.on_exit, entry.from_stage),
-                                              ("on_enter", change.on_enter, entry.to_stage)):
-                    if actions:
-                        status = change.after.status
-                        run_actions(event, actions, FlowEvent(
-                            event, flow, change.kind, entry.from_stage, entry.to_stage, status,
-                            status, actor, change.after.outcome, record,
-                        ), stage)
-            last = entry.record_id if change.sets_last_change else None
-            if unit is None:
-                if change.before is None:
-                    ops: list[Any] = [InsertFlow(change.after, (entry,)),
-                                      SetActiveFlow(active, change.after.id),  # type: ignore[arg-type]
-                                      SetLastChange(entry.record_id, entry)]
-                elif last is not None:
-                    ops = [UpdateFlow(change.after, change.before.revision, (entry,),
-                                      change.new_records),
-                           SetLastChange(last, entry)]
-                else:
-                    ops = [UpdateFlow(change.after, change.before.revision, (entry,),
-                                      change.new_records)]
-                self._store.write(ops)
-                if change.before is None:
-                    self._flows.add(flow)
-            else:
-                unit.add(flow, change.before, entry, change.new_records, last, active)
-                unit.snapshots.append(snapshot)
-                if change.before is None:
-                    self._flows.add(flow)
-                    unit.started.append(flow)
-        except BaseException:
-            snapshot.restore()
-            raise
-        if quiet:
-            return
-        if change.kind in ("finish", "abandon", "reactivate"):
-            event, from_status = "status_changed", change.before.status  # type: ignore[union-attr]
-        else:
-            event, from_status = "stage_changed", change.after.status
-        if self._hooks[event]:
-            info = FlowEvent(event, flow, change.kind, entry.from_stage, entry.to_stage,
-                             from_status, change.after.status, actor, change.after.outcome
-                             if event == "status_changed" else None, record)
-            if unit is None:
-                self._hooks.after(info)
-            else:
-                unit.after.append(functools.partial(self._hooks.after, info))
-
-    # -- batches ---------------------------------------------------------------------------------
+    # -- transactions ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Engine]:
@@ -485,24 +553,22 @@ class Engine:
         If anything inside raises, every change of the batch is undone, in memory and in the
         store. ``*_changed`` hooks run once the batch is committed.
         """
-        with self._lock:
-            if self._unit is not None:
-                yield self  # nested: part of the outer batch
-                return
-            unit = self._unit = Unit()
-            try:
-                yield self
-                if unit.flows or unit.records:
-                    self._store.write(unit.ops())
-            except BaseException:
-                unit.rollback()
-                for flow in unit.started:
-                    self._flows.discard(flow.id)
-                raise
-            finally:
-                self._unit = None
-            for fn in unit.after:
-                fn()
+        with self._tx.batch():
+            yield self
+
+    @contextlib.contextmanager
+    def transaction(self, conn: Any) -> Iterator[Engine]:
+        """Make bpf's writes part of the application's own transaction.
+
+        ``conn`` is a SQLAlchemy `Connection` or ORM `Session` on the database of the engine's
+        store. Inside the block, every start, move and status change writes through it, and
+        commits or rolls back with the application's own writes: when that transaction rolls
+        back (whenever it does, inside the block or after), the flows and records bpf changed
+        in memory revert too; when it commits, the ``*_changed`` hooks run. Commit or roll
+        back before using those flows elsewhere.
+        """
+        with self._tx.join(conn):
+            yield self
 
     # -- versions ----------------------------------------------------------------------------------
 
@@ -517,11 +583,12 @@ class Engine:
         """Move every active flow of older versions of ``process`` onto ``to_version``.
 
         ``stage_map`` maps old stage ids to new ones; ids present in both versions map to
-        themselves. Everything is checked before anything changes: `bpf.UnknownProcessError`
-        when ``to_version`` (or an older version that still has active flows) is not
-        registered, `bpf.UnknownStageError` when the map names a stage ``to_version`` lacks,
-        and `bpf.TransitionError` (reason ``"migrate"``) naming every stage that active flows
-        are in and that has no mapping.
+        themselves. Everything is checked before anything changes: `bpf.AccessDenied` when
+        the process names roles and ``actor`` holds none of them (the roles of
+        ``to_version``), `bpf.UnknownProcessError` when ``to_version`` (or an older version
+        that still has active flows) is not registered, `bpf.UnknownStageError` when the map
+        names a stage ``to_version`` lacks, and `bpf.TransitionError` (reason ``"migrate"``)
+        naming every stage that active flows are in and that has no mapping.
 
         The whole migration is one batch. Each flow keeps its records, status and the time its
         stage started (a migration is not a move in the business: stale flows stay stale) and
@@ -530,6 +597,9 @@ class Engine:
         for the caller. No hooks or stage actions run. Returns how many flows moved.
         """
         target = self._registry.get(process, to_version)
+        refusal = core.role_refusal(target.definition, actor, "migrate")
+        if refusal is not None:
+            raise refusal.error()
         mapping = dict(stage_map or {})
         with self._lock:
             active = self._store.stage_counts(process, status="active")
@@ -548,24 +618,12 @@ class Engine:
                         obj = flow.records.get(change.target.stage.entity)
                         if obj is None:  # an unbound record's field is left for the caller
                             change = change._replace(writes=())
-                        self._apply(flow, change, obj, flow._bound, actor, compiled=target,
-                                    quiet=True)
+                        self._tx.apply(flow, change, obj, flow._bound, actor, compiled=target,
+                                       quiet=True)
                         moved += 1
             return moved
 
-    # -- records and rows --------------------------------------------------------------------------
-
-    def _record_obj(self, flow: Flow, entity: str) -> Any:
-        for (e, rid), obj in zip(flow._state.records, flow._bound, strict=True):
-            if e == entity:
-                if obj is None:
-                    raise RecordError(
-                        f"the flow needs its {entity} record {rid!r}, which is not bound in this "
-                        "engine: look the flow up with that record (engine.flows(record)) or call "
-                        "flow.bind(record)"
-                    )
-                return obj
-        raise RecordError(f"the flow has no {entity} record yet")
+    # -- flows and rows --------------------------------------------------------------------------
 
     def _call_factory(self, entity: str, flow: Flow, leaving: Any) -> Any:
         try:
@@ -594,6 +652,21 @@ class Engine:
             return field_getter(obj) if obj is not None else _no_record(entity)
 
         return core.predicted_path(flow._compiled, flow._state, get_for)
+
+    def _view(self, flow: Flow, actor: Actor | None) -> dict[str, Any]:
+        from bpf.runtime.view import view
+
+        with self._lock:
+            return view(flow, actor, self._getter_or_none(flow))
+
+    def _getter_or_none(self, flow: Flow) -> Callable[[str], Callable[[str], Any]]:
+        def get_for(entity: str) -> Callable[[str], Any]:
+            try:
+                return self._getter(flow, entity)
+            except RecordError:
+                return _no_record(entity)
+
+        return get_for
 
     def _materialize(self, row: FlowRow) -> Flow:
         flow = self._flows.get(row.id)
@@ -626,12 +699,18 @@ class Engine:
                 self._apply_row(flow, row)
 
     def _bind(self, flow: Flow, record: Any) -> None:
-        rid = record_id(record)
         with self._lock:
-            if not _bind_if_matches(flow, rid, record):
-                raise RecordError(
-                    f"record {rid!r} is not one of the flow's records ({flow.record_ids})"
-                )
+            binding = self._bindings.of_record(record) if self._bindings else None
+            for e, rid in flow._state.records:
+                if binding is not None and binding.name != e:
+                    continue
+                key = self._key(record, e)[1]
+                if key == rid and _bind_if_matches(flow, e, rid, record):
+                    return
+            raise RecordError(
+                f"record {record_id(record)!r} is not one of the flow's records "
+                f"({flow.record_ids})"
+            )
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -647,9 +726,10 @@ class Engine:
         return f"<bpf.Engine store={self._store.url!r} processes={self._registry.names()}>"
 
 
-def _bind_if_matches(flow: Flow, rid: str, record: Any) -> bool:
-    for i, (_, r) in enumerate(flow._state.records):
-        if r == rid:
+
+def _bind_if_matches(flow: Flow, entity: str, rid: str, record: Any) -> bool:
+    for i, (e, r) in enumerate(flow._state.records):
+        if r == rid and e == entity:
             bound = flow._bound
             if bound[i] is not record:
                 flow._bound = (*bound[:i], record, *bound[i + 1:])

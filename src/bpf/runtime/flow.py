@@ -66,12 +66,19 @@ class _Engine(Protocol):
     def now(self) -> datetime: ...
     def _active_path(self, flow: Flow) -> tuple[str, ...]: ...
     def _missing(self, flow: Flow) -> list[Step]: ...
-    def _next(self, flow: Flow, actor: Actor | None, record: Any) -> Stage: ...
-    def _previous(self, flow: Flow, actor: Actor | None) -> Stage: ...
-    def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None) -> Stage: ...
-    def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None) -> None: ...
-    def _abandon(self, flow: Flow, actor: Actor | None) -> None: ...
-    def _reactivate(self, flow: Flow, actor: Actor | None) -> None: ...
+    def _next(self, flow: Flow, actor: Actor | None, record: Any, stage: str | None,
+              revision: int | None) -> Stage: ...
+    def _previous(self, flow: Flow, actor: Actor | None, stage: str | None,
+                  revision: int | None) -> Stage: ...
+    def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None, stage: str | None,
+                    revision: int | None) -> Stage: ...
+    def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None, stage: str | None,
+                revision: int | None) -> None: ...
+    def _abandon(self, flow: Flow, actor: Actor | None, stage: str | None,
+                 revision: int | None) -> None: ...
+    def _reactivate(self, flow: Flow, actor: Actor | None, stage: str | None,
+                    revision: int | None) -> None: ...
+    def _view(self, flow: Flow, actor: Actor | None) -> dict[str, Any]: ...
     def _bind(self, flow: Flow, record: Any) -> None: ...
     def _refresh(self, flow: Flow) -> None: ...
 
@@ -215,34 +222,64 @@ class Flow:
         self.process.stage(stage_id)  # unknown stage: UnknownStageError
         return time_in_stage(self.history, stage_id, now or self._engine.now())
 
-    # -- moves -----------------------------------------------------------------------------------
+    def view(self, actor: Actor | None = None) -> dict[str, Any]:
+        """What a UI's process bar shows, as a JSON-serializable dict: the process, the
+        flow's revision and status, every stage of the active path with its state (done,
+        active, predicted) and steps, and the actions ``actor`` may take now. Its JSON Schema
+        ships as ``bpf/runtime/view.schema.json``."""
+        return self._engine._view(self, actor)
 
-    def next(self, *, actor: Actor | None = None, record: Any = None) -> Stage:
+    # -- moves -----------------------------------------------------------------------------------
+    # Every operation takes ``expected_stage`` and ``expected_revision``: what the caller saw
+    # (a UI sends back the view's stage and revision). If the flow is elsewhere by now, the
+    # operation raises `bpf.ConcurrencyError` and changes nothing: a double click moves once.
+
+    def next(
+        self, *, actor: Actor | None = None, record: Any = None,
+        expected_stage: str | None = None, expected_revision: int | None = None,
+    ) -> Stage:
         """Move forward one stage along the active path, gated on the required steps.
 
         ``record`` supplies the record of the next stage when it is on another entity.
         """
-        return self._engine._next(self, actor, record)
+        return self._engine._next(self, actor, record, expected_stage, expected_revision)
 
-    def previous(self, *, actor: Actor | None = None) -> Stage:
+    def previous(
+        self, *, actor: Actor | None = None, expected_stage: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Stage:
         """Move back one stage along the traversed path (not gated)."""
-        return self._engine._previous(self, actor)
+        return self._engine._previous(self, actor, expected_stage, expected_revision)
 
-    def set_active(self, stage_id: str, *, actor: Actor | None = None) -> Stage:
+    def set_active(
+        self, stage_id: str, *, actor: Actor | None = None, expected_stage: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Stage:
         """Make an already traversed stage active again; the path is cut back to it."""
-        return self._engine._set_active(self, stage_id, actor)
+        return self._engine._set_active(self, stage_id, actor, expected_stage, expected_revision)
 
-    def finish(self, outcome: str | None = None, *, actor: Actor | None = None) -> None:
-        """Finish the flow at its last stage; ``outcome`` (e.g. won, lost) closes the record."""
-        self._engine._finish(self, outcome, actor)
+    def finish(
+        self, outcome: str | None = None, *, actor: Actor | None = None,
+        expected_stage: str | None = None, expected_revision: int | None = None,
+    ) -> None:
+        """Finish the flow at its last stage, gated on that stage's required steps; ``outcome``
+        (e.g. won, lost) closes the record."""
+        self._engine._finish(self, outcome, actor, expected_stage, expected_revision)
 
-    def abandon(self, *, actor: Actor | None = None) -> None:
+    def abandon(
+        self, *, actor: Actor | None = None, expected_stage: str | None = None,
+        expected_revision: int | None = None,
+    ) -> None:
         """Abort the flow at its current stage."""
-        self._engine._abandon(self, actor)
+        self._engine._abandon(self, actor, expected_stage, expected_revision)
 
-    def reactivate(self, *, actor: Actor | None = None) -> None:
-        """Return a finished or aborted flow to active at its stage."""
-        self._engine._reactivate(self, actor)
+    def reactivate(
+        self, *, actor: Actor | None = None, expected_stage: str | None = None,
+        expected_revision: int | None = None,
+    ) -> None:
+        """Return a finished or aborted flow to active at its stage; the process's
+        ``reactivate: set`` fields are written back on the record."""
+        self._engine._reactivate(self, actor, expected_stage, expected_revision)
 
     def bind(self, record: Any) -> Flow:
         """Attach the caller's record object to this flow (after loading it from a store)."""

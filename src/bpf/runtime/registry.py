@@ -20,6 +20,7 @@ class Registry:
         self._lock = lock
         self._compiled: dict[tuple[str, int], CompiledProcess] = {}
         self._latest: dict[str, CompiledProcess] = {}
+        self._entities: frozenset[str] = frozenset()
 
     def register(self, definition: ProcessDefinition) -> ProcessDefinition:
         if not isinstance(definition, ProcessDefinition):
@@ -39,6 +40,7 @@ class Registry:
             compiled = compile_process(definition, self._actions)
             self._warn_shared_pipeline_field(definition)
             self._compiled[key] = compiled
+            self._entities = self._entities | set(definition.entities)
             latest = self._latest.get(definition.process)
             if latest is None or latest.definition.version < definition.version:
                 self._latest[definition.process] = compiled
@@ -67,6 +69,10 @@ class Registry:
 
     def definitions(self) -> tuple[ProcessDefinition, ...]:
         return tuple(c.definition for c in self._compiled.values())
+
+    def entities(self) -> frozenset[str]:
+        """Every entity a registered process runs on."""
+        return self._entities
 
     def names(self) -> list[str]:
         return sorted(self._latest)

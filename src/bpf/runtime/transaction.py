@@ -9,15 +9,33 @@ at commit and every history entry, then the records' active flow and last stage 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bpf._errors import RecordError, StoreError
 from bpf._history import StageChange
-from bpf.store.base import FlowRow, InsertFlow, Op, SetActiveFlow, SetLastChange, UpdateFlow
+from bpf.runtime.core import Change
+from bpf.runtime.flow import Flow, FlowEvent
+from bpf.runtime.hooks import Hooks, run_actions
+from bpf.runtime.identity import IdentityMap
+from bpf.runtime.records import set_field
+from bpf.store.base import (
+    FlowRow,
+    InsertFlow,
+    Op,
+    SetActiveFlow,
+    SetLastChange,
+    Store,
+    UpdateFlow,
+)
 
 if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess, CompiledStage
-    from bpf.runtime.flow import Flow
+
+_new = tuple.__new__  # see bpf.runtime.core
 
 
 class Snapshot(NamedTuple):
@@ -65,23 +83,31 @@ class _Pending:
 
 
 class Unit:
-    """The changes of one batch: their writes, how to undo them, what to run after commit."""
+    """The changes of one batch, or of one application transaction bpf joined: their writes,
+    how to undo them, what to run after commit."""
 
-    __slots__ = ("after", "flows", "records", "snapshots", "started")
+    __slots__ = ("after", "connection", "flows", "records", "saves", "session", "snapshots",
+                 "started")
 
-    def __init__(self) -> None:
+    def __init__(self, connection: Any = None) -> None:
+        #: the application's connection bpf writes through (None: a batch bpf commits itself)
+        self.connection = connection
+        #: the application's ORM session, when it gave one
+        self.session: Any = None
         self.flows: dict[str, _Pending] = {}
         #: record ops, keyed so that the last one of each kind per record wins
-        self.records: dict[tuple[type, str], Op] = {}
+        self.records: dict[tuple[type, str, str], Op] = {}
         self.snapshots: list[Snapshot] = []
         #: flows this unit started (the engine forgets them if it rolls back)
         self.started: list[Flow] = []
         self.after: list[Callable[[], None]] = []
+        #: records whose fields bpf wrote, with the save function of their entity
+        self.saves: dict[int, tuple[Callable[[Any], Any], Any]] = {}
 
     def add(
         self, flow: Flow, before: FlowRow | None, entry: StageChange,
-        new_records: tuple[tuple[str, str], ...], last_change: str | None,
-        active: str | None = None,
+        new_records: tuple[tuple[str, str], ...], last_change: tuple[str, str] | None,
+        active: tuple[str, str] | None = None,
     ) -> None:
         pending = self.flows.get(flow._state.id)
         if pending is None:
@@ -91,9 +117,12 @@ class Unit:
         pending.entries.append(entry)
         pending.new_records.extend(new_records)
         if active is not None:
-            self.records[(SetActiveFlow, active)] = SetActiveFlow(active, flow._state.id)
+            entity, rid = active
+            self.records[(SetActiveFlow, entity, rid)] = SetActiveFlow(
+                rid, flow._state.id, entity)
         if last_change is not None:
-            self.records[(SetLastChange, last_change)] = SetLastChange(last_change, entry)
+            entity, rid = last_change
+            self.records[(SetLastChange, entity, rid)] = SetLastChange(rid, entry, entity)
 
     def ops(self) -> list[Op]:
         ops: list[Op] = []
@@ -109,3 +138,262 @@ class Unit:
     def rollback(self) -> None:
         for snapshot in reversed(self.snapshots):
             snapshot.restore()
+
+
+def _listen_for_end(conn: Any, on_commit: Callable[[], None], on_rollback: Callable[[], None]
+                    ) -> Any:
+    """Call ``on_commit`` or ``on_rollback`` when the application's transaction on ``conn``
+    (a SQLAlchemy `Connection` or ORM `Session`) ends; returns the `Connection` to write
+    through. SQLAlchemy's own transaction events say which, never a guess."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    if isinstance(conn, Session):
+        session = conn
+        committed: list[bool] = []
+
+        def after_commit(_session: Any) -> None:
+            committed.append(True)
+
+        def after_transaction_end(_session: Any, transaction: Any) -> None:
+            if transaction.parent is not None or transaction.nested:
+                return  # a savepoint or subtransaction: the outer one decides
+            event.remove(session, "after_commit", after_commit)
+            event.remove(session, "after_transaction_end", after_transaction_end)
+            (on_commit if committed else on_rollback)()
+
+        connection = session.connection()  # begins the session's transaction if needed
+        event.listen(session, "after_commit", after_commit)
+        event.listen(session, "after_transaction_end", after_transaction_end)
+        return connection
+    if isinstance(conn, Connection):
+        def commit(_conn: Any) -> None:
+            remove()
+            on_commit()
+
+        def rollback(_conn: Any) -> None:
+            remove()
+            on_rollback()
+
+        def remove() -> None:
+            event.remove(conn, "commit", commit)
+            event.remove(conn, "rollback", rollback)
+
+        if not conn.in_transaction():
+            conn.begin()
+        event.listen(conn, "commit", commit)
+        event.listen(conn, "rollback", rollback)
+        return conn
+    raise StoreError(
+        "engine.transaction() takes a SQLAlchemy Connection or ORM Session on the database of "
+        f"the engine's store, got {type(conn).__name__}"
+    )
+
+
+class Transactions:
+    """How an engine applies changes: one by one (each its own store transaction), in a batch
+    (one store transaction bpf commits), or inside the application's own transaction."""
+
+    def __init__(self, store: Store, hooks: Hooks, flows: IdentityMap,
+                 lock: threading.RLock) -> None:
+        self._store = store
+        self._hooks = hooks
+        self._flows = flows
+        self._lock = lock
+        #: the open batch or joined transaction, if any
+        self.unit: Unit | None = None
+
+    def apply(
+        self, flow: Flow, change: Change, record: Any, bound: tuple[Any, ...],
+        actor: Any, *, active: tuple[str, str] | None = None,
+        compiled: CompiledProcess | None = None, quiet: bool = False,
+        save: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Apply ``change`` to ``flow`` and ``record`` in memory, run its stage actions and
+        write it (or add it to the open batch); on any failure restore the snapshot and
+        re-raise. Then run the ``*_changed`` hooks (after the batch, inside one)."""
+        entry = change.entry
+        unit = self.unit
+        h = flow._history
+        snapshot = _new(Snapshot, (flow, flow._state, flow._compiled, flow._stage, flow._bound,
+                                   None if h is None else len(h), []))
+        try:
+            flow._state = change.after
+            flow._stage = change.target
+            flow._bound = bound
+            if compiled is not None:
+                flow._compiled = compiled
+            if h is not None:
+                h.append(entry)
+            for field, value in change.writes:
+                snapshot.undos.append(set_field(record, field, value))
+            if change.on_exit or change.on_enter:  # most stages have no actions: skip the calls
+                _run_stage_actions(flow, change, record, actor)
+            last = (change.target.stage.entity, entry.record_id) if change.sets_last_change \
+                else None
+            if unit is None or unit.connection is not None:
+                self._store.write(
+                    _ops(change, last, active),
+                    **({} if unit is None else {"connection": unit.connection}),
+                )
+                if change.before is None:
+                    self._flows.add(flow)
+                if unit is not None:
+                    unit.snapshots.append(snapshot)
+                    if change.before is None:
+                        unit.started.append(flow)
+            else:
+                unit.add(flow, change.before, entry, change.new_records, last, active)
+                unit.snapshots.append(snapshot)
+                if change.before is None:
+                    self._flows.add(flow)
+                    unit.started.append(flow)
+            if save is not None and change.writes:
+                if unit is None or unit.connection is not None:
+                    save(record)  # alone: after its commit; joined: inside the application's
+                else:
+                    unit.saves[id(record)] = (save, record)
+        except BaseException:
+            snapshot.restore()
+            raise
+        if quiet:
+            return
+        if change.kind in ("finish", "abandon", "reactivate"):
+            event, from_status = "status_changed", change.before.status  # type: ignore[union-attr]
+        else:
+            event, from_status = "stage_changed", change.after.status
+        if self._hooks[event]:
+            info = FlowEvent(event, flow, change.kind, entry.from_stage, entry.to_stage,
+                             from_status, change.after.status, actor, change.after.outcome
+                             if event == "status_changed" else None, record)
+            if unit is None:
+                self._hooks.after(info)
+            else:
+                unit.after.append(functools.partial(self._hooks.after, info))
+
+    def set_active(self, entity: str, record_id: str, flow_id: str) -> None:
+        op = SetActiveFlow(record_id, flow_id, entity)
+        unit = self.unit
+        if unit is None:
+            self._store.write([op])
+        elif unit.connection is not None:
+            self._store.write([op], connection=unit.connection)
+        else:
+            unit.records[(SetActiveFlow, entity, record_id)] = op
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            if self.unit is not None:
+                yield  # nested: part of the outer batch or transaction
+                return
+            unit = self.unit = Unit()
+            try:
+                yield
+                if unit.flows or unit.records:
+                    self._store.write(unit.ops())
+            except BaseException:
+                self._undo(unit)
+                raise
+            finally:
+                self.unit = None
+            self._committed(unit)
+
+    @contextlib.contextmanager
+    def join(self, conn: Any) -> Iterator[None]:
+        """bpf's writes go through the application's ``conn`` until its transaction ends."""
+        with self._lock:
+            if self.unit is not None:
+                raise StoreError(
+                    "engine.transaction() inside a batch or another transaction: bpf can join "
+                    "one transaction at a time"
+                )
+            if not self._store.durable:
+                raise StoreError(
+                    "engine.transaction() needs a database store (SQLite or PostgreSQL); the "
+                    "memory store has no transaction to share"
+                )
+            unit = Unit(connection=None)
+            unit.connection = _listen_for_end(
+                conn, lambda: self._ended(unit, True), lambda: self._ended(unit, False))
+            unit.session = conn if unit.connection is not conn else None
+            self.unit = unit
+            try:
+                yield
+            finally:
+                self.unit = None
+
+    def _session(self, what: str) -> Any:
+        unit = self.unit
+        if unit is None or unit.session is None:
+            raise RecordError(
+                f"{what} through a SQLAlchemy model needs the application's session: run it "
+                "inside `with engine.transaction(session):`"
+            )
+        return unit.session
+
+    def orm_get(self, binding: Any, rid: str) -> Any:
+        """Load a mapped row by its id with the joined session."""
+        session = self._session(f"loading the {binding.name} record {rid!r}")
+        from sqlalchemy import inspect
+
+        column = inspect(binding.model).primary_key[0]
+        try:
+            key = column.type.python_type(rid)
+        except (NotImplementedError, ValueError, TypeError):
+            key = rid
+        return session.get(binding.model, key)
+
+    def orm_add(self, record: Any) -> None:
+        """Save a mapped row bpf changed: the joined session flushes it with the commit.
+        Outside `Engine.transaction`, the row's own session (if any) saves it when the
+        application commits it."""
+        unit = self.unit
+        if unit is not None and unit.session is not None and record not in unit.session:
+            unit.session.add(record)
+
+    def _ended(self, unit: Unit, committed: bool) -> None:
+        with self._lock:
+            if committed:
+                self._committed(unit)
+            else:
+                self._undo(unit)
+
+    def _undo(self, unit: Unit) -> None:
+        unit.rollback()
+        for flow in unit.started:
+            self._flows.discard(flow._state.id)
+
+    @staticmethod
+    def _committed(unit: Unit) -> None:
+        for save, record in unit.saves.values():
+            save(record)
+        for fn in unit.after:
+            fn()
+
+
+def _run_stage_actions(flow: Flow, change: Change, record: Any, actor: Any) -> None:
+    entry = change.entry
+    status = change.after.status
+    for event, actions, stage in (("on_exit", change.on_exit, entry.from_stage),
+                                  ("on_enter", change.on_enter, entry.to_stage)):
+        if actions:
+            run_actions(event, actions, FlowEvent(
+                event, flow, change.kind, entry.from_stage, entry.to_stage, status, status,
+                actor, change.after.outcome, record,
+            ), stage)
+
+
+def _ops(change: Change, last: tuple[str, str] | None, active: tuple[str, str] | None
+         ) -> list[Op]:
+    """The ops of one change written on its own."""
+    entry = change.entry
+    if change.before is None:
+        entity, rid = active  # type: ignore[misc]
+        return [InsertFlow(change.after, (entry,)), SetActiveFlow(rid, change.after.id, entity),
+                SetLastChange(rid, entry, entity)]
+    update = UpdateFlow(change.after, change.before.revision, (entry,), change.new_records)
+    if last is None:
+        return [update]
+    return [update, SetLastChange(last[1], entry, last[0])]

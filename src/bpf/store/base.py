@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from bpf._history import StageChange, stays
 
@@ -74,17 +74,20 @@ class UpdateFlow(NamedTuple):
 
 
 class SetActiveFlow(NamedTuple):
-    """The flow the record shows (the last one started or switched to)."""
+    """The flow the record (``entity``, ``record_id``) shows: the last one started or switched
+    to."""
 
     record_id: str
     flow_id: str
+    entity: str
 
 
 class SetLastChange(NamedTuple):
-    """The latest stage change on the record, made by any flow."""
+    """The latest stage change on the record (``entity``, ``record_id``), made by any flow."""
 
     record_id: str
     change: StageChange
+    entity: str
 
 
 Op = InsertFlow | UpdateFlow | SetActiveFlow | SetLastChange
@@ -112,8 +115,10 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def record_flows(self, record_id: str) -> list[FlowRow]:
-        """Every flow spanning the record, in start order."""
+    def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
+        """Every flow spanning the record (``entity``, ``record_id``), in start order; with
+        ``entity`` None, the flows spanning a record of that id of any entity (the engine
+        uses it to tell whether an id is ambiguous)."""
 
     @abstractmethod
     def get_flow(self, flow_id: str) -> FlowRow | None:
@@ -124,11 +129,11 @@ class Store(ABC):
         """The flow's history, oldest first."""
 
     @abstractmethod
-    def active_flow_id(self, record_id: str) -> str | None:
+    def active_flow_id(self, record_id: str, entity: str) -> str | None:
         """The id of the flow the record shows, or None."""
 
     @abstractmethod
-    def last_change(self, record_id: str) -> StageChange | None:
+    def last_change(self, record_id: str, entity: str) -> StageChange | None:
         """The latest stage change on the record by any flow, or None."""
 
     @abstractmethod

@@ -35,14 +35,15 @@ class MemoryStore(Store):
     url = "memory"
 
     def __init__(self) -> None:
-        self._records: dict[str, _RecordState] = {}
+        # By (entity, record id): a lead 42 and an opportunity 42 are two records.
+        self._records: dict[tuple[str, str], _RecordState] = {}
         self._flows: dict[str, FlowRow] = {}
         self._history: dict[str, list[StageChange]] = {}
 
-    def _record(self, record_id: str) -> _RecordState:
-        state = self._records.get(record_id)
+    def _record(self, key: tuple[str, str]) -> _RecordState:
+        state = self._records.get(key)
         if state is None:
-            state = self._records[record_id] = _RecordState()
+            state = self._records[key] = _RecordState()
         return state
 
     def write(self, ops: Sequence[Op]) -> None:
@@ -62,44 +63,52 @@ class MemoryStore(Store):
                     )
             elif kind is InsertFlow:
                 row = op.row
-                rid = row.records[0][1]
-                key = (row.process, rid)
+                primary = row.records[0]
+                key = (row.process, primary)
                 if starting is None:
                     starting = set()
-                state = self._records.get(rid)
+                state = self._records.get(primary)
                 if key in starting or (
                     state and any(
-                        flows[f].process == row.process and flows[f].records[0][1] == rid
+                        flows[f].process == row.process and flows[f].records[0] == primary
                         for f in state.flows
                     )
                 ):
-                    raise FlowExistsError(f"record {rid!r} already has a {row.process!r} flow")
+                    raise FlowExistsError(
+                        f"{primary[0]} {primary[1]!r} already has a {row.process!r} flow"
+                    )
                 starting.add(key)
         records = self._records
         for op in ops:
             kind = type(op)
             if kind is SetLastChange:
-                state = records.get(op.record_id)
+                key = (op.entity, op.record_id)
+                state = records.get(key)
                 if state is None:
-                    state = records[op.record_id] = _RecordState()
+                    state = records[key] = _RecordState()
                 state.last_change = op.change
             elif kind is UpdateFlow:
                 row = op.row
                 flows[row.id] = row
                 self._history[row.id].extend(op.entries)
-                for _, rid in op.new_records:
-                    self._record(rid).flows += (row.id,)
+                for record in op.new_records:
+                    self._record(record).flows += (row.id,)
             elif kind is InsertFlow:
                 row = op.row
                 flows[row.id] = row
                 self._history[row.id] = list(op.entries)
-                for _, rid in row.records:
-                    self._record(rid).flows += (row.id,)
+                for record in row.records:
+                    self._record(record).flows += (row.id,)
             elif kind is SetActiveFlow:
-                self._record(op.record_id).active = op.flow_id
+                self._record((op.entity, op.record_id)).active = op.flow_id
 
-    def record_flows(self, record_id: str) -> list[FlowRow]:
-        state = self._records.get(record_id)
+    def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
+        if entity is None:
+            # Rare (an id given without its entity): scan for every entity with that id.
+            ids = {f for (_, r), state in self._records.items() if r == record_id
+                   for f in state.flows}
+            return [row for f, row in self._flows.items() if f in ids]
+        state = self._records.get((entity, record_id))
         return [self._flows[f] for f in state.flows] if state else []
 
     def get_flow(self, flow_id: str) -> FlowRow | None:
@@ -108,12 +117,12 @@ class MemoryStore(Store):
     def history(self, flow_id: str) -> list[StageChange]:
         return list(self._history.get(flow_id, ()))
 
-    def active_flow_id(self, record_id: str) -> str | None:
-        state = self._records.get(record_id)
+    def active_flow_id(self, record_id: str, entity: str) -> str | None:
+        state = self._records.get((entity, record_id))
         return state.active if state else None
 
-    def last_change(self, record_id: str) -> StageChange | None:
-        state = self._records.get(record_id)
+    def last_change(self, record_id: str, entity: str) -> StageChange | None:
+        state = self._records.get((entity, record_id))
         return state.last_change if state else None
 
     def iter_flows(
