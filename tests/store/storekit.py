@@ -77,8 +77,9 @@ def engine_on(url: str, **kwargs: Any) -> bpf.Engine:
 
 def snapshot(engine: bpf.Engine, record_id: str, process: str) -> dict[str, Any]:
     """Everything a user sees of a record's flow, as JSON-able values."""
-    flow = engine.flow(record_id, process)
-    last = engine.last_stage_change(record_id)
+    entity = "lead" if record_id.startswith("lead-") else "opportunity"
+    flow = engine.flow(record_id, process, entity=entity)
+    last = engine.last_stage_change(record_id, entity=entity)
     return {
         "id": flow.id,
         "version": flow.version,
@@ -93,7 +94,7 @@ def snapshot(engine: bpf.Engine, record_id: str, process: str) -> dict[str, Any]
         "completed_at": flow.completed_at.isoformat() if flow.completed_at else None,
         "history": [_change(e) for e in flow.history],
         "last_stage_change": _change(last) if last else None,
-        "active_flow": (engine.active_flow(record_id) or flow).id,
+        "active_flow": (engine.active_flow(record_id, entity=entity) or flow).id,
     }
 
 

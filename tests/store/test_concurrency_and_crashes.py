@@ -62,7 +62,7 @@ def test_a_process_killed_mid_stream_leaves_every_flow_consistent(open_db_engine
             last = history[-1].kind
             assert flow.status == {"finish": "finished", "abandon": "aborted"}.get(last, "active")
             last_move = [e for e in history if e.kind in STAGE_KINDS][-1]
-            assert engine.last_stage_change(flow.record_id) == last_move
+            assert engine.last_stage_change(flow.record_id, entity="opportunity") == last_move
         assert sum(len(f.history) for f in seen) > flows + 200 * (seed + 1)
         engine.close()
 

@@ -66,7 +66,7 @@ def test_times_come_back_timezone_aware_in_utc_to_the_microsecond(open_db_engine
     clock = Clock(datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC))
     open_db_engine(clock).start(PROCESS, {"id": "opp-1"})
 
-    flow = open_db_engine().flows("opp-1")[0]
+    flow = open_db_engine().flows("opp-1", entity="opportunity")[0]
 
     assert flow.started_at == clock.now
     assert flow.started_at.tzinfo == UTC
@@ -80,7 +80,7 @@ def test_a_record_spanned_by_several_flows_lists_them_in_start_order(open_db_eng
     own = engine.start(PROCESS, opportunity)
     crossing.next(record=opportunity)
 
-    flows = open_db_engine().flows("opp-1")
+    flows = open_db_engine().flows("opp-1", entity="opportunity")
 
     assert [f.id for f in flows] == [own.id, crossing.id]
 
@@ -107,7 +107,7 @@ def test_a_duplicate_start_racing_past_the_check_is_a_flow_exists_error(open_db_
     first, second = open_db_engine(), open_db_engine()
     first.start(PROCESS, {"id": "opp-1"})
     # The engine checks the store before starting; a racing process can pass that check.
-    second.store.record_flows = lambda record_id: []  # type: ignore[method-assign]
+    second.store.record_flows = lambda record_id, entity=None: []  # type: ignore[method-assign]
     record = {"id": "opp-1"}
 
     with pytest.raises(bpf.FlowExistsError, match="opp-1"):
@@ -139,8 +139,8 @@ def test_a_big_batch_lands_in_one_transaction(open_engine):
     again = open_engine() if open_engine.url != "memory" else engine
     assert again.store.stage_counts(PROCESS) == {(1, "develop"): 1500}
     assert [e.kind for e in again.flow("opp-1499", PROCESS).history] == ["start", "next"]
-    assert again.last_stage_change("opp-7").to_stage == "develop"
-    assert again.active_flow("opp-7").stage.id == "develop"
+    assert again.last_stage_change("opp-7", entity="opportunity").to_stage == "develop"
+    assert again.active_flow("opp-7", entity="opportunity").stage.id == "develop"
 
 
 def test_a_failing_batch_writes_nothing(open_engine):

@@ -200,7 +200,7 @@ def test_a_failure_after_opening_is_a_store_error_too(open_db_engine):
     assert raised.value.__cause__ is not None
     with pytest.raises(bpf.StoreError, match="cannot write"):
         engine.start(PROCESS, {"id": "opp-2"})
-    assert engine.flows("opp-2") == []
+    assert engine.flows("opp-2", entity="opportunity") == []
 
 
 def test_only_a_store_with_a_connection_per_thread_reads_from_several_threads(tmp_path):

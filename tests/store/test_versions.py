@@ -108,13 +108,13 @@ def test_the_pipeline_field_changes_only_when_the_phase_does(engine):
     engine.migrate(PROCESS, to_version=2, stage_map={"develop": "build"})  # both 2-Develop
 
     assert record["stepname"] == "2-Develop"
-    assert engine.last_stage_change("opp-1").kind == "next"
+    assert engine.last_stage_change("opp-1", entity="opportunity").kind == "next"
 
     engine.register(without_build(sales(2)))
     engine.migrate(PROCESS, to_version=3, stage_map={"build": "propose"})
 
     assert record["stepname"] == "3-Propose"
-    assert engine.last_stage_change("opp-1")[4:7] == ("migrate", "build", "propose")
+    assert engine.last_stage_change("opp-1", entity="opportunity")[4:7] == ("migrate", "build", "propose")
     assert flow.traversed_path == ("qualify", "propose")
 
 

@@ -261,12 +261,22 @@ class Engine:
             return flows
 
     def flow(self, record: Any, process: str, *, entity: str | None = None) -> Flow:
-        """The record's flow of ``process``; `bpf.FlowNotFoundError` when there is none."""
+        """The record's flow of ``process``; `bpf.FlowNotFoundError` when there is none.
+
+        A process that runs on one entity says the record's entity itself."""
+        entity = self._entity_of_process(record, process, entity)
         flow = self._find_flow(record, process, entity)
         if flow is None:
             entity, rid = self._resolve(record, entity)
             raise FlowNotFoundError(f"{entity} {rid!r} has no {process!r} flow")
         return flow
+
+    def _entity_of_process(self, record: Any, process: str, entity: str | None) -> str | None:
+        if entity is None and (not self._bindings or self._bindings.of_record(record) is None):
+            entities = set(self._registry.get(process).definition.entities)
+            if len(entities) == 1:
+                return entities.pop()
+        return entity
 
     def _find_flow(self, record: Any, process: str, entity: str | None) -> Flow | None:
         for flow in self.flows(record, entity=entity):
@@ -367,6 +377,7 @@ class Engine:
         """Dynamics' "Switch process": make the record show its ``process`` flow, starting it
         when the record has none. Flows keep their own stages."""
         with self._lock:
+            entity = self._entity_of_process(record, process, entity)
             flow = self._find_flow(record, process, entity)
             if flow is None:
                 return self.start(process, record, actor=actor)
