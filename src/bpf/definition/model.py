@@ -6,8 +6,11 @@ the schema and semantic checks; code may also build them directly.
 
 from __future__ import annotations
 
+import datetime
 import math
+import numbers
 from collections.abc import Mapping
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -71,15 +74,85 @@ class Step:
     choices: tuple[str | int, ...] = attrs.field(default=(), converter=tuple)
     description: str | None = None
 
-    def is_satisfied(self, value: Any) -> bool:
-        """Whether ``value`` satisfies this step when it is required.
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` does not fill this step validly, in a few words; None when it does.
 
-        A mark-complete (boolean) step is satisfied only by True; any other step by a value that
-        is not None, "" or an empty collection.
+        The one rule of the gate (docs/process-format.md, "What fills a step"): a value fills
+        a step when it is filled in (not None, blank text or an empty collection) and of the
+        step's type:
+
+        - ``boolean`` (mark complete): True only;
+        - ``number``, ``money``: a finite number (int, float, Decimal; not a bool, NaN or
+          infinity);
+        - ``date``: a date or datetime, or text in ISO 8601 form (as JSON carries dates);
+        - ``choice``: one of its choices, of the same type (true is not the choice 1);
+        - ``lookup``: a reference to one record: an id (text or whole number), a mapping, or
+          an object such as a related ORM instance; not a bool, a number with a fraction or a
+          list;
+        - ``text``: text.
         """
-        if self.type == "boolean":
-            return value is True
-        return is_filled(value)
+        kind = self.type
+        if kind == "boolean":
+            if value is True:
+                return None
+            return "not marked complete" if value is None or value is False else \
+                "not true or false"
+        if not is_filled(value):
+            return "not filled"
+        check = _TYPE_PROBLEMS.get(kind)
+        return None if check is None else check(self, value)
+
+    def is_satisfied(self, value: Any) -> bool:
+        """Whether ``value`` satisfies this step when it is required: `problem` finds none."""
+        return self.problem(value) is None
+
+
+def _number_problem(step: Step, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        return "not an amount" if step.type == "money" else "not a number"
+    finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+    if finite:
+        return None
+    if value.is_nan() if isinstance(value, Decimal) else math.isnan(value):
+        return "NaN is not an amount" if step.type == "money" else "NaN is not a number"
+    return "not a finite amount" if step.type == "money" else "not a finite number"
+
+
+def _date_problem(step: Step, value: Any) -> str | None:
+    if isinstance(value, datetime.date):
+        return None
+    if isinstance(value, str):
+        try:
+            datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return "not a date"
+        return None
+    return "not a date"
+
+
+def _choice_problem(step: Step, value: Any) -> str | None:
+    # By type too: True == 1 in Python, but true is no choice among 1, 2, 3.
+    if any(type(value) is type(c) and value == c for c in step.choices):
+        return None
+    return f"not one of {', '.join(map(str, step.choices))}"
+
+
+def _lookup_problem(step: Step, value: Any) -> str | None:
+    if isinstance(value, (bool, float, Decimal)):
+        return "not a reference to a record"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "a list, not a reference to one record"
+    return None
+
+
+def _text_problem(step: Step, value: Any) -> str | None:
+    return None if isinstance(value, str) else "not text"
+
+
+_TYPE_PROBLEMS = {
+    "number": _number_problem, "money": _number_problem, "date": _date_problem,
+    "choice": _choice_problem, "lookup": _lookup_problem, "text": _text_problem,
+}
 
 
 @attrs.frozen
