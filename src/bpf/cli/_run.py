@@ -129,6 +129,8 @@ class _Player:
         self.main = main
         self.clock = clock
         self.records: dict[str, dict[str, Any]] = {}
+        #: each record's entity: the process it was started on, or the stage it was made for
+        self.entities: dict[str, str] = {}
         self.actors = {name: bpf.Actor(name, roles) for name, roles in scenario.actors.items()}
         self.played = 0
         self.several = len({d.process for d in engine.processes()}) > 1
@@ -204,9 +206,10 @@ class _Player:
                 self.records[step.record] = dict(step.new_record)  # type: ignore[index]
             record = self.records[step.record]  # type: ignore[index]
             flow = self.engine.start(process, record, actor=actor)
+            self.entities[step.record] = flow.stage.entity  # type: ignore[index]
             return f"started {process} at {flow.stage.name}" + self._phase(flow, record)
         record = self.records[step.record]  # type: ignore[index]
-        flow = self.engine.flow(record, process)
+        flow = self.engine.flow(record, process, entity=self.entities.get(step.record))  # type: ignore[arg-type]
         before = flow.stage
         moves: dict[str, Callable[[], Any]] = {
             "previous": lambda: flow.previous(actor=actor),
@@ -221,6 +224,8 @@ class _Player:
                 created = self.records.setdefault(str(step.new_record["id"]),
                                                   dict(step.new_record))
             flow.next(actor=actor, record=created)
+            if created is not None:
+                self.entities.setdefault(str(created["id"]), flow.stage.entity)
         else:
             moves[step.kind]()
         prefix = f"{process}: " if self.several else ""
