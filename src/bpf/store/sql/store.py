@@ -107,7 +107,7 @@ class SQLStore(Store):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op]) -> None:
+    def write(self, ops: Sequence[Op], connection: Any = None) -> None:
         self._writer.write(ops)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class SQLStore(Store):
         return found
 
     @retry_dropped
-    def record_flows(self, record_id: str) -> list[FlowRow]:
+    def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
         return self._rows("cannot read flows", RECORD_FLOWS, {"record_id": record_id})
 
     @retry_dropped
@@ -135,12 +135,12 @@ class SQLStore(Store):
             return [StageChange(*r) for r in conn.execute(HISTORY, {"flow_id": flow_id})]
 
     @retry_dropped
-    def active_flow_id(self, record_id: str) -> str | None:
+    def active_flow_id(self, record_id: str, entity: str | None = None) -> str | None:
         with self._db.reading("cannot read a record") as conn:
             return conn.scalar(ACTIVE_FLOW, {"record_id": record_id})
 
     @retry_dropped
-    def last_change(self, record_id: str) -> StageChange | None:
+    def last_change(self, record_id: str, entity: str | None = None) -> StageChange | None:
         with self._db.reading("cannot read a record") as conn:
             r = conn.execute(LAST_CHANGE, {"record_id": record_id}).first()
         return None if r is None else last_change(record_id, r)
