@@ -55,7 +55,7 @@ def test_unknown_top_level_key():
         "stages)",
         "<string>:4:1: unknown key `stage` in process (did you mean `stages`?); allowed keys: "
         "process, name, version, entity, description, pipeline_field, roles, categories, stages, "
-        "outcomes, extends",
+        "outcomes, reactivate, extends",
     ]
 
 

@@ -77,6 +77,7 @@ class _Checker:
         if graph is not None:
             self.check_graph(graph)
         self.check_limits()
+        self.check_reactivate()
 
     # -- identities ------------------------------------------------------------------------------
 
@@ -336,6 +337,27 @@ class _Checker:
                     self.warn(("stages", i, "entity"), f"entity {entity!r} is the "
                               f"{MAX_ENTITIES + 1}th of the process: Dynamics 365 allows at most "
                               f"{MAX_ENTITIES} per process (bpf runs it anyway)")
+
+
+    def check_reactivate(self) -> None:
+        # Reactivating undoes an outcome: a field the outcome set and reactivation leaves would
+        # keep saying "won" on an open record.
+        reactivate = self.data.get("reactivate")
+        outcomes = self.data.get("outcomes")
+        if not isinstance(reactivate, Mapping) or not isinstance(outcomes, Mapping):
+            return
+        resets = reactivate.get("set")
+        if not isinstance(resets, Mapping):
+            return
+        for name, outcome in outcomes.items():
+            fields = outcome.get("set") if isinstance(outcome, Mapping) else None
+            if not isinstance(fields, Mapping):
+                continue
+            for field in fields:
+                if field not in resets:
+                    self.warn(("reactivate", "set"), f"outcome {name!r} sets {field!r}, which "
+                              "`reactivate` does not set back: a reactivated record keeps "
+                              f"{field} = {fields[field]!r}", key=True)
 
 
 def _reach(graph: ProcessDefinition, start: str) -> set[str]:

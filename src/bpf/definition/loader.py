@@ -223,6 +223,7 @@ def _build(data: Mapping[str, Any], source: str, extends: str | None) -> Process
         categories=categories,
         description=data.get("description"),
         extends=extends,
+        reactivate_set=data.get("reactivate", {}).get("set", {}),
         source=source,
     )
 

@@ -227,6 +227,9 @@ class ProcessDefinition:
     categories: tuple[str, ...] = attrs.field(default=DEFAULT_CATEGORIES, converter=tuple)
     description: str | None = None
     extends: str | None = None
+    #: The fields reactivating a finished or abandoned flow sets on its record (``reactivate:
+    #: {set: ...}``), e.g. ``statecode: open`` to undo what the outcome closed.
+    reactivate_set: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     source: str = attrs.field(default="<definition>", eq=False)
     _index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
