@@ -129,12 +129,18 @@ class TransitionError(FlowError):
 
 
 class StageGateError(TransitionError):
-    """Required steps of the active stage are not filled; `.missing` lists them."""
+    """Required steps of the active stage are not filled validly; `.missing` lists their
+    steps and `.problems` says, by field, what is wrong with each (``"not filled"``,
+    ``"not one of low, high"``...)."""
 
-    def __init__(self, message: str, *, missing: Sequence[Any]) -> None:
+    def __init__(
+        self, message: str, *, missing: Sequence[Any], problems: Any = None
+    ) -> None:
         super().__init__(message, reason=Reason.GATE)
-        #: the `bpf.Step` definitions not filled
+        #: the `bpf.Step` definitions not filled validly
         self.missing: tuple[Any, ...] = tuple(missing)
+        #: field -> why its value does not fill the step
+        self.problems: dict[str, str] = dict(problems or {})
 
 
 class FlowExistsError(FlowError):

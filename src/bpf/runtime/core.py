@@ -33,13 +33,18 @@ class Refusal(NamedTuple):
 
     reason: Reason
     message: str
-    #: the required steps not filled, for a gate refusal
+    #: the required steps not filled validly, for a gate refusal
     missing: tuple[Step, ...] = ()
+    #: why each of them is not (``"not filled"``, ``"not one of low, high"``...)
+    problems: tuple[str, ...] = ()
 
     def error(self) -> FlowError:
         """The exception the engine raises for this refusal."""
         if self.reason is Reason.GATE:
-            return StageGateError(self.message, missing=self.missing)
+            return StageGateError(
+                self.message, missing=self.missing,
+                problems={s.field: p for s, p in zip(self.missing, self.problems, strict=True)},
+            )
         if self.reason is Reason.ROLE:
             return AccessDenied(self.message)
         return TransitionError(self.message, reason=self.reason)
@@ -85,23 +90,28 @@ def role_refusal(
 
 
 def missing_steps(stage: CompiledStage, get: Getter) -> list[Step]:
-    """The gate: the stage's required steps that the record's values do not satisfy."""
-    return [s for s in stage.required if not s.is_satisfied(get(s.field))]
+    """The gate: the stage's required steps that the record's values do not fill validly
+    (`bpf.Step.problem`, the one rule of what fills a step)."""
+    return [s for s in stage.required if s.problem(get(s.field)) is not None]
 
 
 def _gate(compiled: CompiledProcess, current: CompiledStage, get: Getter, what: str
           ) -> Refusal | None:
-    missing = missing_steps(current, get) if current.required else None
-    if not missing:
+    if not current.required:
         return None
+    found = [(s, p) for s in current.required if (p := s.problem(get(s.field))) is not None]
+    if not found:
+        return None
+    if all(p == "not filled" for _, p in found):
+        said = (", ".join(f"{s.label} ({s.field})" for s, _ in found)
+                + (" is" if len(found) == 1 else " are") + " not filled")
+    else:
+        said = ", ".join(f"{s.label} ({s.field}) is {p}" for s, p in found)
     return Refusal(
         Reason.GATE,
         f"cannot {what} stage {current.stage.name!r} of {compiled.definition.process!r}: "
-        "required "
-        + ", ".join(f"{s.label} ({s.field})" for s in missing)
-        + (" is" if len(missing) == 1 else " are")
-        + " not filled",
-        tuple(missing),
+        f"required {said}",
+        tuple(s for s, _ in found), tuple(p for _, p in found),
     )
 
 

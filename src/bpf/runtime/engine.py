@@ -216,6 +216,18 @@ class Engine:
                 return obj
         raise RecordError(f"the flow has no {entity} record yet")
 
+    def _loaded_record(self, flow: Flow, entity: str) -> Any:
+        """The flow's ``entity`` record, loaded through its binding when it can be; None when
+        it is not bound and cannot be loaded."""
+        binding = self._bindings.get(entity) if self._bindings else None
+        if binding is None or (binding.load is None and not binding.orm):
+            return None
+        with self._lock:
+            try:
+                return self._record_obj(flow, entity)
+            except RecordError:
+                return None
+
     def _load(self, entity: str, rid: str) -> Any:
         binding = self._bindings.get(entity)
         loaded = None

@@ -79,6 +79,7 @@ class _Engine(Protocol):
     def _reactivate(self, flow: Flow, actor: Actor | None, stage: str | None,
                     revision: int | None) -> None: ...
     def _view(self, flow: Flow, actor: Actor | None) -> dict[str, Any]: ...
+    def _loaded_record(self, flow: Flow, entity: str) -> Any: ...
     def _bind(self, flow: Flow, record: Any) -> None: ...
     def _refresh(self, flow: Flow) -> None: ...
 
@@ -164,11 +165,12 @@ class Flow:
 
     @property
     def record(self) -> Any:
-        """The record of the active stage (None when not bound in this engine)."""
+        """The record of the active stage (None when not bound in this engine and its entity
+        binding cannot load it)."""
         entity = self._stage.stage.entity
         for (e, _), obj in zip(self._state.records, self._bound, strict=True):
             if e == entity:
-                return obj
+                return obj if obj is not None else self._engine._loaded_record(self, e)
         return None
 
     @property
@@ -178,7 +180,11 @@ class Flow:
 
     @property
     def records(self) -> dict[str, Any]:
-        """Every record the flow spans, by entity (None where not bound in this engine)."""
+        """Every record the flow spans, by entity (None where not bound in this engine and
+        its entity binding cannot load it)."""
+        if None in self._bound:
+            for e, _ in self._state.records:
+                self._engine._loaded_record(self, e)
         return {e: obj for (e, _), obj in zip(self._state.records, self._bound, strict=True)}
 
     @property

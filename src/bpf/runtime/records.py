@@ -12,11 +12,14 @@ _MISSING = object()
 
 
 def record_id(record: Any) -> str:
-    """The record's id as text: ``record["id"]`` for a mapping, ``record.id`` otherwise."""
+    """The record's id as text: ``record["id"]`` for a mapping, ``record.id`` for an object;
+    an id given alone (text or a whole number) is itself."""
     if type(record) is dict:
         value = record.get("id")
     elif isinstance(record, str):
         return record
+    elif isinstance(record, int) and not isinstance(record, bool):
+        return str(record)  # an id given alone, as per-table integer keys are
     else:
         value = record.get("id") if isinstance(record, Mapping) else getattr(record, "id", None)
     if value is None or value == "":
