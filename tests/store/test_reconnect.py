@@ -47,7 +47,8 @@ def test_a_move_after_the_server_dropped_the_connection_succeeds(postgres_server
     flow.next()
     assert flow.stage.id == "develop"
     assert drop_connections(postgres_server) >= 1
-    assert [f.stage.id for f in engine.flows("opp-1", entity="opportunity")] == ["develop"]  # a read retries too
+    # a read retries too
+    assert [f.stage.id for f in engine.flows("opp-1", entity="opportunity")] == ["develop"]
     assert drop_connections(postgres_server) >= 1
     again = bpf.Engine(postgres_url)
     again.register(bpf.loads_process(PROCESS))

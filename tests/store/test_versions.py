@@ -114,7 +114,8 @@ def test_the_pipeline_field_changes_only_when_the_phase_does(engine):
     engine.migrate(PROCESS, to_version=3, stage_map={"build": "propose"})
 
     assert record["stepname"] == "3-Propose"
-    assert engine.last_stage_change("opp-1", entity="opportunity")[4:7] == ("migrate", "build", "propose")
+    last = engine.last_stage_change("opp-1", entity="opportunity")
+    assert last[4:7] == ("migrate", "build", "propose")
     assert flow.traversed_path == ("qualify", "propose")
 
 
