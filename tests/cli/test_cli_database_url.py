@@ -16,12 +16,6 @@ def database(bpf_main, tiny, write, tmp_path):
     return db
 
 
-STORE_FIX = ("bpf.store.sql.connection._sqlite_engine lets SQLAlchemy's ValueError out of "
-             "sa.create_engine (pysqlite coerces the query's timeout with float()): the store "
-             "engineer turns it into a StoreError naming the parameter")
-
-
-@pytest.mark.xfail(strict=True, reason=STORE_FIX)
 @pytest.mark.parametrize("query", ["timeout=abc", "detect_types=abc"])
 def test_a_database_url_with_a_bad_parameter_is_bad_input(bpf_main, database, query):
     url = f"sqlite:///{database}?{query}"

@@ -78,6 +78,11 @@ def engine_from_url(
         ) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise StoreError(f"{shown}: cannot use this URL: {cause(exc)}") from exc
+    except (ValueError, TypeError) as exc:  # the dialect coerces query values: timeout=abc
+        given = ", ".join(f"{k}={v}" for k, v in url.query.items())
+        raise StoreError(
+            f"{shown}: cannot use the URL's parameters ({given}): {cause(exc)}"
+        ) from exc
     raise StoreError(
         f"{shown}: bpf stores flows in SQLite ('sqlite:///path/bpf.db') or PostgreSQL "
         f"('postgresql+psycopg://user@host/db'), not {backend}"
