@@ -9,13 +9,19 @@ loads and saves through the session of the open `Engine.transaction`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from bpf._errors import RecordError
-from bpf.runtime.records import record_id
+from bpf._errors import BpfError, RecordError
+from bpf.runtime.records import field_getter, record_id
+from bpf.runtime.registry import Registry
+from bpf.runtime.transaction import Transactions
+
+if TYPE_CHECKING:
+    from bpf.runtime.flow import Flow
 
 
 def _orm_mapper(model: Any) -> Any:
@@ -107,3 +113,127 @@ class Bindings:
 
     def __bool__(self) -> bool:
         return bool(self._by_name)
+
+
+class Records:
+    """Which record a caller means, and the flow's records: resolving (entity, id), loading
+    through bindings, reading fields for the gate, binding objects to flows."""
+
+    def __init__(self, bindings: Bindings, registry: Registry, tx: Transactions,
+                 lock: threading.RLock) -> None:
+        self._bindings = bindings
+        self._registry = registry
+        self._tx = tx
+        self._lock = lock
+
+    def key(self, record: Any, entity: str | None) -> tuple[str | None, str]:
+        """(entity, id) of a record object or id; the entity is None when bpf cannot tell."""
+        if entity is not None:
+            binding = self._bindings.get(entity)
+            return entity, binding.id_of(record) if binding is not None else record_id(record)
+        binding = self._bindings.of_record(record)
+        if binding is not None:
+            return binding.name, binding.id_of(record)
+        rid = record_id(record)
+        entities = self._registry.entities()
+        return (next(iter(entities)) if len(entities) == 1 else None), rid
+
+    def resolve(self, record: Any, entity: str | None) -> tuple[str, str]:
+        found, rid = self.key(record, entity)
+        if found is None:
+            entities = ", ".join(sorted(self._registry.entities())) or "none registered"
+            raise RecordError(
+                f"which record is {rid!r}? The registered processes run on several entities "
+                f"({entities}): pass entity=..., or bind the record's class with "
+                "engine.entity(name, model=...)"
+            )
+        return found, rid
+
+    def obj(self, flow: Flow, entity: str) -> Any:
+        for i, ((e, rid), obj) in enumerate(zip(flow._state.records, flow._bound, strict=True)):
+            if e == entity:
+                if obj is None:
+                    obj = self._load(e, rid)
+                    bound = flow._bound
+                    flow._bound = (*bound[:i], obj, *bound[i + 1:])
+                return obj
+        raise RecordError(f"the flow has no {entity} record yet")
+
+    def loaded(self, flow: Flow, entity: str) -> Any:
+        """The flow's ``entity`` record, loaded through its binding when it can be; None when
+        it is not bound and cannot be loaded."""
+        binding = self._bindings.get(entity) if self._bindings else None
+        if binding is None or (binding.load is None and not binding.orm):
+            return None
+        with self._lock:
+            try:
+                return self.obj(flow, entity)
+            except RecordError:
+                return None
+
+    def _load(self, entity: str, rid: str) -> Any:
+        binding = self._bindings.get(entity)
+        loaded = None
+        if binding is not None and binding.load is not None:
+            loaded = binding.load(rid)
+        elif binding is not None and binding.orm:
+            loaded = self._tx.orm_get(binding, rid)
+        else:
+            raise RecordError(
+                f"the flow needs its {entity} record {rid!r}, which is not bound in this "
+                "engine: look the flow up with that record (engine.flows(record)), call "
+                f"flow.bind(record), or tell the engine how to load it with "
+                f"engine.entity({entity!r}, load=...)"
+            )
+        if loaded is None:
+            raise RecordError(f"the {entity} record {rid!r} could not be loaded: it is gone")
+        return loaded
+
+    def getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
+        bound = flow._bound
+        if len(bound) == 1 and bound[0] is not None and flow._state.records[0][0] == entity:
+            return field_getter(bound[0])  # most flows span one record: skip the search
+        return field_getter(self.obj(flow, entity))
+
+    def save_of(self, entity: str) -> Callable[[Any], Any] | None:
+        binding = self._bindings.get(entity) if self._bindings else None
+        if binding is None:
+            return None
+        if binding.save is not None:
+            return binding.save
+        return self._tx.orm_add if binding.orm else None
+
+    def bind(self, flow: Flow, record: Any) -> None:
+        binding = self._bindings.of_record(record) if self._bindings else None
+        for e, rid in flow._state.records:
+            if binding is not None and binding.name != e:
+                continue
+            if self.key(record, e)[1] == rid and bind_if_matches(flow, e, rid, record):
+                return
+        raise RecordError(
+            f"record {record_id(record)!r} is not one of the flow's records ({flow.record_ids})"
+        )
+
+
+def bind_if_matches(flow: Flow, entity: str, rid: str, record: Any) -> bool:
+    """Bind ``record`` as the flow's (``entity``, ``rid``) record, if it spans that one."""
+    for i, (e, r) in enumerate(flow._state.records):
+        if r == rid and e == entity:
+            bound = flow._bound
+            if bound[i] is not record:
+                flow._bound = (*bound[:i], record, *bound[i + 1:])
+            return True
+    return False
+
+
+def raiser(exc: BpfError) -> Callable[[str], Any]:
+    # The record is needed only if the gate reads it, after the status and role checks.
+    def get(field: str) -> Any:
+        raise exc
+
+    return get
+
+
+def no_record(entity: str) -> Callable[[str], Any]:
+    # Stages ahead on an entity without a bound record are predicted from empty values.
+    return lambda field: None

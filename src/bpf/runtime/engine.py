@@ -14,8 +14,6 @@ Every operation follows one pattern, so a refused or failed one changes nothing:
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -23,66 +21,32 @@ from typing import Any
 
 from bpf._clock import Clock, as_utc, utcnow
 from bpf._errors import (
-    BpfError,
-    ConcurrencyError,
     FlowExistsError,
     FlowNotFoundError,
-    HookError,
-    Reason,
     RecordError,
-    TransitionError,
 )
 from bpf._history import StageChange
-from bpf.definition.model import ProcessDefinition, Stage, Step
+from bpf.definition.model import ProcessDefinition, Step
 from bpf.runtime import core
 from bpf.runtime import migrate as migration
-from bpf.runtime.bindings import Bindings, EntityBinding
-from bpf.runtime.core import Refusal
+from bpf.runtime.bindings import (
+    Bindings,
+    EntityBinding,
+    Records,
+    bind_if_matches,
+    no_record,
+)
 from bpf.runtime.flow import Actor, Flow, FlowEvent
 from bpf.runtime.hooks import EVENTS, Hooks
-from bpf.runtime.identity import IdentityMap
-from bpf.runtime.records import field_getter, record_id
+from bpf.runtime.identity import IdentityMap, new_flow_id
+from bpf.runtime.moves import Moves
+from bpf.runtime.records import field_getter
 from bpf.runtime.registry import Registry
 from bpf.runtime.transaction import Transactions
 from bpf.store.base import FlowRow, Store
 
 
-class _Ids:
-    """Flow ids: a random 64-bit prefix per process and a counter, as 32 hex digits.
-
-    Unique across processes and machines sharing a database (the prefix is drawn again in a
-    forked child) at a tenth of the cost of a uuid4 per flow.
-    """
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count()
-
-    def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter):016x}"
-
-
-_new_id = _Ids()
-
-
-def _raiser(exc: BpfError) -> Callable[[str], Any]:
-    # The record is needed only if the gate reads it, after the status and role checks.
-    def get(field: str) -> Any:
-        raise exc
-
-    return get
-
-
-def _no_record(entity: str) -> Callable[[str], Any]:
-    # Stages ahead on an entity without a bound record are predicted from empty values.
-    return lambda field: None
-
-
-class Engine:
+class Engine(Moves):
     """Runs business process flows on records.
 
     ``store`` is where flows live: None or ``"memory"`` for this process only, a database URL
@@ -119,6 +83,7 @@ class Engine:
         # since no other copy of the records bound to the flows exists then.
         self._flows = IdentityMap(strong=not self._store.durable)
         self._tx = Transactions(self._store, self._hooks, self._flows, self._lock)
+        self._records = Records(self._bindings, self._registry, self._tx, self._lock)
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -181,95 +146,16 @@ class Engine:
         with self._lock:
             return self._bindings.bind(name, model=model, key=key, load=load, save=save)
 
-    # -- records ---------------------------------------------------------------------------------
-
-    def _key(self, record: Any, entity: str | None) -> tuple[str | None, str]:
-        """(entity, id) of a record object or id; the entity is None when bpf cannot tell."""
-        if entity is not None:
-            binding = self._bindings.get(entity)
-            return entity, binding.id_of(record) if binding is not None else record_id(record)
-        binding = self._bindings.of_record(record)
-        if binding is not None:
-            return binding.name, binding.id_of(record)
-        rid = record_id(record)
-        entities = self._registry.entities()
-        return (next(iter(entities)) if len(entities) == 1 else None), rid
-
-    def _resolve(self, record: Any, entity: str | None) -> tuple[str, str]:
-        found, rid = self._key(record, entity)
-        if found is None:
-            entities = ", ".join(sorted(self._registry.entities())) or "none registered"
-            raise RecordError(
-                f"which record is {rid!r}? The registered processes run on several entities "
-                f"({entities}): pass entity=..., or bind the record's class with "
-                "engine.entity(name, model=...)"
-            )
-        return found, rid
-
-    def _record_obj(self, flow: Flow, entity: str) -> Any:
-        for i, ((e, rid), obj) in enumerate(zip(flow._state.records, flow._bound, strict=True)):
-            if e == entity:
-                if obj is None:
-                    obj = self._load(e, rid)
-                    bound = flow._bound
-                    flow._bound = (*bound[:i], obj, *bound[i + 1:])
-                return obj
-        raise RecordError(f"the flow has no {entity} record yet")
-
-    def _loaded_record(self, flow: Flow, entity: str) -> Any:
-        """The flow's ``entity`` record, loaded through its binding when it can be; None when
-        it is not bound and cannot be loaded."""
-        binding = self._bindings.get(entity) if self._bindings else None
-        if binding is None or (binding.load is None and not binding.orm):
-            return None
-        with self._lock:
-            try:
-                return self._record_obj(flow, entity)
-            except RecordError:
-                return None
-
-    def _load(self, entity: str, rid: str) -> Any:
-        binding = self._bindings.get(entity)
-        loaded = None
-        if binding is not None and binding.load is not None:
-            loaded = binding.load(rid)
-        elif binding is not None and binding.orm:
-            loaded = self._tx.orm_get(binding, rid)
-        else:
-            raise RecordError(
-                f"the flow needs its {entity} record {rid!r}, which is not bound in this "
-                "engine: look the flow up with that record (engine.flows(record)), call "
-                f"flow.bind(record), or tell the engine how to load it with "
-                f"engine.entity({entity!r}, load=...)"
-            )
-        if loaded is None:
-            raise RecordError(f"the {entity} record {rid!r} could not be loaded: it is gone")
-        return loaded
-
-    def _getter(self, flow: Flow, entity: str) -> Callable[[str], Any]:
-        bound = flow._bound
-        if len(bound) == 1 and bound[0] is not None and flow._state.records[0][0] == entity:
-            return field_getter(bound[0])  # most flows span one record: skip the search
-        return field_getter(self._record_obj(flow, entity))
-
-    def _save_of(self, entity: str) -> Callable[[Any], Any] | None:
-        binding = self._bindings.get(entity) if self._bindings else None
-        if binding is None:
-            return None
-        if binding.save is not None:
-            return binding.save
-        return self._tx.orm_add if binding.orm else None
-
     # -- lookups ---------------------------------------------------------------------------------
 
     def flows(self, record: Any, *, entity: str | None = None) -> list[Flow]:
         """Every flow on the record (a record object or its id), all processes, in start order."""
-        entity, rid = self._resolve(record, entity)
+        entity, rid = self._records.resolve(record, entity)
         with self._lock:
             flows = [self._materialize(row) for row in self._store.record_flows(rid, entity)]
             if not isinstance(record, str):
                 for flow in flows:
-                    _bind_if_matches(flow, entity, rid, record)
+                    bind_if_matches(flow, entity, rid, record)
             return flows
 
     def flow(self, record: Any, process: str, *, entity: str | None = None) -> Flow:
@@ -279,7 +165,7 @@ class Engine:
         entity = self._entity_of_process(record, process, entity)
         flow = self._find_flow(record, process, entity)
         if flow is None:
-            entity, rid = self._resolve(record, entity)
+            entity, rid = self._records.resolve(record, entity)
             raise FlowNotFoundError(f"{entity} {rid!r} has no {process!r} flow")
         return flow
 
@@ -298,7 +184,7 @@ class Engine:
 
     def active_flow(self, record: Any, *, entity: str | None = None) -> Flow | None:
         """The flow the record shows: the last one started on it or switched to."""
-        entity, rid = self._resolve(record, entity)
+        entity, rid = self._records.resolve(record, entity)
         with self._lock:
             flow_id = self._store.active_flow_id(rid, entity)
             if flow_id is None:
@@ -311,7 +197,7 @@ class Engine:
     def last_stage_change(self, record: Any, *, entity: str | None = None) -> StageChange | None:
         """The latest stage change on the record made by any flow: the unambiguous source of
         the pipeline phase (which flow, which stage, who, when)."""
-        entity, rid = self._resolve(record, entity)
+        entity, rid = self._records.resolve(record, entity)
         with self._lock:
             return self._store.last_change(rid, entity)
 
@@ -361,7 +247,7 @@ class Engine:
                 f"{process!r} starts on a {entity} record, and this is a {binding.name} "
                 f"({type(record).__name__})"
             )
-        _, rid = self._key(record, entity)
+        _, rid = self._records.key(record, entity)
         with self._lock:
             refusal = core.role_refusal(compiled.definition, actor, "start")
             if refusal is not None:
@@ -373,13 +259,13 @@ class Engine:
                 for row in self._store.record_flows(rid, entity):
                     if row.process == process and row.records[0] == (entity, rid):
                         raise FlowExistsError(f"{entity} {rid!r} already has a {process!r} flow")
-            change = core.start(compiled, _new_id(), rid, self.now(), actor)
+            change = core.start(compiled, new_flow_id(), rid, self.now(), actor)
             flow = Flow(self, compiled, change.after, (record,), [])
             if self._hooks["stage_changing"]:
                 self._hooks.before(FlowEvent("stage_changing", flow, "start", None,
                                              change.target.stage.id, "active", "active", actor))
             self._tx.apply(flow, change, record, (record,), actor, active=(entity, rid),
-                           save=self._save_of(entity))
+                           save=self._records.save_of(entity))
             return flow
 
     def switch(
@@ -396,176 +282,9 @@ class Engine:
             refusal = core.role_refusal(flow._compiled.definition, actor, "switch to")
             if refusal is not None:
                 raise refusal.error()
-            entity, rid = self._resolve(record, entity)
+            entity, rid = self._records.resolve(record, entity)
             self._tx.set_active(entity, rid, flow.id)
             return flow
-
-    # -- moving ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _expect(flow: Flow, stage: str | None, revision: int | None) -> None:
-        """Stale-click protection: the caller says what it saw; anything else changed nothing."""
-        state = flow._state
-        if (stage is not None and stage != state.stage) or (
-            revision is not None and revision != state.revision
-        ):
-            saw = ", ".join(x for x in (stage and f"stage {stage!r}",
-                                        revision is not None and f"revision {revision}") if x)
-            raise ConcurrencyError(
-                f"flow {state.id!r} changed since it was shown ({saw}): it is now at stage "
-                f"{state.stage!r}, revision {state.revision}; nothing was changed"
-            )
-
-    def _next(self, flow: Flow, actor: Actor | None, record: Any, stage: str | None = None,
-              revision: int | None = None) -> Stage:
-        with self._lock:
-            if stage is not None or revision is not None:
-                self._expect(flow, stage, revision)
-            try:
-                get = self._getter(flow, flow._stage.stage.entity)
-            except RecordError as exc:
-                get = _raiser(exc)
-            target = core.decide_next(flow._compiled, flow._state, get, actor)
-            if type(target) is not str:
-                raise target.error()  # type: ignore[union-attr]
-            return self._move(flow, "next", target, actor, record)
-
-    def _previous(self, flow: Flow, actor: Actor | None, stage: str | None = None,
-                  revision: int | None = None) -> Stage:
-        with self._lock:
-            self._expect(flow, stage, revision)
-            target = core.decide_previous(flow._compiled, flow._state, actor)
-            if type(target) is not str:
-                raise target.error()  # type: ignore[union-attr]
-            return self._move(flow, "previous", target, actor, None)
-
-    def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None,
-                    stage: str | None = None, revision: int | None = None) -> Stage:
-        with self._lock:
-            self._expect(flow, stage, revision)
-            target = core.decide_set_active(flow._compiled, flow._state, stage_id, actor)
-            if type(target) is not str:
-                raise target.error()  # type: ignore[union-attr]
-            return self._move(flow, "set_active", target, actor, None)
-
-    def _move(
-        self, flow: Flow, kind: str, target_id: str, actor: Actor | None, given: Any
-    ) -> Stage:
-        compiled = flow._compiled
-        state = flow._state
-        target = compiled.stages[target_id]
-        entity = target.stage.entity
-        records = state.records
-        bound = flow._bound
-        index = -1
-        for i, (e, _) in enumerate(records):
-            if e == entity:
-                index = i
-                break
-        rid = records[index][1] if index >= 0 else None
-        obj = bound[index] if index >= 0 else None
-        if given is not None:
-            _, given_id = self._key(given, entity)
-            if rid is not None and given_id != rid:
-                raise TransitionError(
-                    f"the flow's {entity} record is {rid!r}, not {given_id!r}",
-                    reason=Reason.ENTITY,
-                )
-        elif rid is None and entity not in self._factories:
-            raise TransitionError(
-                f"stage {target_id!r} is on the {entity!r} entity: pass its record with "
-                f"next(record=...) or register engine.record_factory({entity!r}, fn)",
-                reason=Reason.ENTITY,
-            )
-        elif obj is None and rid is not None:
-            obj = self._record_obj(flow, entity)  # loads it through its entity binding
-            bound = flow._bound
-        at = self.now()
-        if self._hooks["stage_changing"]:
-            self._hooks.before(FlowEvent("stage_changing", flow, kind, state.stage, target_id,
-                                         state.status, state.status, actor))
-        new_records: tuple[tuple[str, str], ...] = ()
-        if rid is None:
-            if given is None:
-                leaving = self._record_obj(flow, flow._stage.stage.entity)
-                given = self._call_factory(entity, flow, leaving)
-            _, rid = self._key(given, entity)
-            self._refuse_second_flow(state.process, entity, rid, state)
-            new_records = ((entity, rid),)
-            bound = (*flow._bound, given)
-        elif given is not None and given is not obj:
-            bound = (*bound[:index], given, *bound[index + 1:])
-        if given is not None:
-            obj = given
-        change = core.enter(compiled, state, kind, target_id, rid, new_records, at, actor)
-        self._tx.apply(flow, change, obj, bound, actor,
-                       save=self._save_of(entity) if self._bindings else None)
-        return target.stage
-
-    def _refuse_second_flow(self, process: str, entity: str, rid: str, state: FlowRow) -> None:
-        """One flow per process per record holds across entities: a flow may not move into
-        a record that already has a flow of its process."""
-        for row in self._store.record_flows(rid, entity):
-            if row.process == process and row.id != state.id:
-                first = row.records[0]
-                raise TransitionError(
-                    f"{entity} {rid!r} already has a {process!r} flow (from {first[0]} "
-                    f"{first[1]!r}): a record has one flow per process; finish or abandon "
-                    "this one, or give it a new record",
-                    reason=Reason.EXISTS,
-                )
-
-    # -- status ----------------------------------------------------------------------------------
-
-    def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None,
-                stage: str | None = None, revision: int | None = None) -> None:
-        with self._lock:
-            self._expect(flow, stage, revision)
-            try:
-                get = self._getter(flow, flow._stage.stage.entity)
-            except RecordError as exc:
-                get = _raiser(exc)
-            setters = core.decide_finish(flow._compiled, flow._state, outcome, actor, get)
-            if type(setters) is Refusal:
-                raise setters.error()
-            self._status(flow, "finish", actor, outcome, setters)  # type: ignore[arg-type]
-
-    def _abandon(self, flow: Flow, actor: Actor | None, stage: str | None = None,
-                 revision: int | None = None) -> None:
-        with self._lock:
-            self._expect(flow, stage, revision)
-            refusal = core.decide_abandon(flow._compiled, flow._state, actor)
-            if refusal is not None:
-                raise refusal.error()
-            self._status(flow, "abandon", actor, None, None)
-
-    def _reactivate(self, flow: Flow, actor: Actor | None, stage: str | None = None,
-                    revision: int | None = None) -> None:
-        with self._lock:
-            self._expect(flow, stage, revision)
-            setters = core.decide_reactivate(flow._compiled, flow._state, actor)
-            if type(setters) is Refusal:
-                raise setters.error()
-            self._status(flow, "reactivate", actor, None, setters)  # type: ignore[arg-type]
-
-    def _status(
-        self, flow: Flow, kind: str, actor: Actor | None, outcome: str | None,
-        setters: Mapping[str, Any] | None,
-    ) -> None:
-        state = flow._state
-        stage = state.stage
-        entity = flow._stage.stage.entity
-        record = self._record_obj(flow, entity) if setters else None
-        if self._hooks["status_changing"]:
-            self._hooks.before(FlowEvent(
-                "status_changing", flow, kind, stage, stage, state.status,
-                core.STATUS_OF[kind], actor, outcome,
-            ))
-        rid = core.record_of(state.records, entity) or state.records[0][1]
-        change = core.change_status(flow._compiled, state, kind, rid, self.now(), actor,
-                                    outcome, setters)
-        self._tx.apply(flow, change, record, flow._bound, actor,
-                       save=self._save_of(entity) if setters else None)
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -648,31 +367,18 @@ class Engine:
 
     # -- flows and rows --------------------------------------------------------------------------
 
-    def _call_factory(self, entity: str, flow: Flow, leaving: Any) -> Any:
-        try:
-            made = self._factories[entity](flow, leaving)
-        except BpfError:
-            raise
-        except Exception as exc:
-            raise HookError(
-                f"record factory for {entity!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        if made is None:
-            raise HookError(f"record factory for {entity!r} returned None instead of a record")
-        return made
-
     def _missing(self, flow: Flow) -> list[Step]:
         current = flow._stage
         if not current.required:
             return []
-        return core.missing_steps(current, self._getter(flow, current.stage.entity))
+        return core.missing_steps(current, self._records.getter(flow, current.stage.entity))
 
     def _active_path(self, flow: Flow) -> tuple[str, ...]:
         objects = {e: obj for (e, _), obj in zip(flow._state.records, flow._bound, strict=True)}
 
         def get_for(entity: str) -> Callable[[str], Any]:
             obj = objects.get(entity)
-            return field_getter(obj) if obj is not None else _no_record(entity)
+            return field_getter(obj) if obj is not None else no_record(entity)
 
         return core.predicted_path(flow._compiled, flow._state, get_for)
 
@@ -685,11 +391,14 @@ class Engine:
     def _getter_or_none(self, flow: Flow) -> Callable[[str], Callable[[str], Any]]:
         def get_for(entity: str) -> Callable[[str], Any]:
             try:
-                return self._getter(flow, entity)
+                return self._records.getter(flow, entity)
             except RecordError:
-                return _no_record(entity)
+                return no_record(entity)
 
         return get_for
+
+    def _loaded_record(self, flow: Flow, entity: str) -> Any:
+        return self._records.loaded(flow, entity)
 
     def _materialize(self, row: FlowRow) -> Flow:
         flow = self._flows.get(row.id)
@@ -723,17 +432,7 @@ class Engine:
 
     def _bind(self, flow: Flow, record: Any) -> None:
         with self._lock:
-            binding = self._bindings.of_record(record) if self._bindings else None
-            for e, rid in flow._state.records:
-                if binding is not None and binding.name != e:
-                    continue
-                key = self._key(record, e)[1]
-                if key == rid and _bind_if_matches(flow, e, rid, record):
-                    return
-            raise RecordError(
-                f"record {record_id(record)!r} is not one of the flow's records "
-                f"({flow.record_ids})"
-            )
+            self._records.bind(flow, record)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -748,16 +447,6 @@ class Engine:
     def __repr__(self) -> str:
         return f"<bpf.Engine store={self._store.url!r} processes={self._registry.names()}>"
 
-
-
-def _bind_if_matches(flow: Flow, entity: str, rid: str, record: Any) -> bool:
-    for i, (e, r) in enumerate(flow._state.records):
-        if r == rid and e == entity:
-            bound = flow._bound
-            if bound[i] is not record:
-                flow._bound = (*bound[:i], record, *bound[i + 1:])
-            return True
-    return False
 
 
 __all__ = ["EVENTS", "Engine", "utcnow"]
