@@ -31,7 +31,9 @@ from bpf.testing._world import (
     Refusal,
     Unreplayable,
     World,
+    exists,
     finish_refusals,
+    missing_steps,
     move_refusals,
     next_move,
     previous_refusals,
@@ -147,7 +149,9 @@ class Driver:
         Refusal reasons in ``soft`` may also end in success (the engine may know a way the
         definition leaves open, e.g. a record factory)."""
         line = self.steps[-1]
-        before = snapshot(self.world, self.engine)
+        # Only an expected refusal is compared with the state before it: any other outcome fails
+        # (or passes) without it, and a snapshot costs as much as the operation.
+        before = snapshot(self.world, self.engine) if refusals else None
         try:
             result = call()
         except BpfError as exc:
@@ -175,6 +179,7 @@ class Driver:
                         f"required steps are {', '.join(want)}",
                         as_step=True,
                     ) from None
+            assert before is not None
             changed = difference(before, snapshot(self.world, self.engine))
             if changed:
                 raise Violation("refusal", f"{line} → refused ({reason}), yet {changed}",
@@ -259,6 +264,8 @@ class Driver:
             elif existing is not None and world.entity_of.get(existing) == move.target_entity:
                 given = world.record(existing)
                 line += f" with {existing}"
+                if world.has_flow(process, existing):
+                    refusals.append(exists(process, existing))
             else:
                 refusals.append(move.without_record())
                 soft.append(Reason.ENTITY)  # an engine.record_factory may supply one
@@ -328,15 +335,18 @@ class Driver:
         definition = model.definition
         named = f" {outcome}" if outcome else ""
         self._step(f"{model.label}: finish{named} as {show_actor(actor)}")
+        stage = definition.stage(model.stage)
+        record = model.records[stage.entity]
+        missing = missing_steps(stage, record)
         result = self._attempt(
             "finish",
             lambda: model.flow.finish(outcome, actor=actor),
-            finish_refusals(model, outcome, actor),
+            finish_refusals(model, outcome, actor, missing),
             lambda _: f"finished at {model.flow.stage.id}",
+            missing=missing,
         )
         if result is REFUSED:
             return
-        record = model.records[definition.stage(model.stage).entity]
         if outcome is not None:
             for field, value in definition.outcomes[outcome].set.items():
                 if record.get(field) != value:

@@ -3,7 +3,8 @@ operation, that nothing changed; after a reopen, that a new engine sees the same
 
 Each check raises `Violation` naming the property broken, in the words of the process. The
 engine is read only through its public API: flows' properties, ``engine.flows``,
-``engine.flow`` and ``engine.last_stage_change``.
+``engine.flow`` and ``engine.last_stage_change``, each told the record's entity (the world
+knows it; an engine on several entities does not guess).
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ def replay_history(model: FlowModel, history: Sequence[StageChange]) -> None:
 def check_record(world: World, engine: Engine, record: Mapping[str, Any]) -> None:
     """The record's last stage change, pipeline field and flows against the world."""
     rid = record["id"]
+    entity = world.entity_of[rid]
     last = world.last.get(rid)
-    change = engine.last_stage_change(record)
+    change = engine.last_stage_change(record, entity=entity)
     seen = None if change is None else (
         change.flow_id, change.process, change.kind, change.to_stage, change.phase
     )
@@ -148,7 +150,7 @@ def check_record(world: World, engine: Engine, record: Mapping[str, Any]) -> Non
                 f"{rid}.{field} is {show_value(record.get(field))}; the last stage change "
                 f"on {rid} was {show_change(last)}",
             )
-    running = sorted(f.process.process for f in engine.flows(record))
+    running = sorted(f.process.process for f in engine.flows(record, entity=entity))
     expected = world.processes_on(rid)
     if running != expected:
         raise Violation("one-flow", f"engine.flows({rid}) lists {running or 'no flows'}; the "
@@ -160,6 +162,7 @@ def check_record(world: World, engine: Engine, record: Mapping[str, Any]) -> Non
 
 def snapshot(world: World, engine: Engine) -> dict[str, Any]:
     """Everything a refused operation must leave as it was."""
+    entity_of = world.entity_of
     return {
         "records": {r["id"]: dict(r) for r in world.records},
         "flows": {
@@ -167,8 +170,13 @@ def snapshot(world: World, engine: Engine) -> dict[str, Any]:
                       m.flow.outcome, m.flow.history)
             for m in world.models
         },
-        "last": {r["id"]: engine.last_stage_change(r) for r in world.records},
-        "lookup": {r["id"]: [f.id for f in engine.flows(r)] for r in world.records},
+        "last": {
+            r["id"]: engine.last_stage_change(r, entity=entity_of[r["id"]]) for r in world.records
+        },
+        "lookup": {
+            r["id"]: [f.id for f in engine.flows(r, entity=entity_of[r["id"]])]
+            for r in world.records
+        },
     }
 
 
@@ -204,13 +212,14 @@ def difference(before: dict[str, Any], after: dict[str, Any]) -> str | None:
 def reopened(world: World, old: Engine, new: Engine) -> list[Flow]:
     """What a new engine on the same store sees is what ``old`` wrote: every flow, its history,
     every record's last stage change. Returns the new engine's flows, in the world's order."""
+    entity_of = world.entity_of
     for record in world.records:
-        new.flows(record)  # binds the record objects to the flows loaded
+        new.flows(record, entity=entity_of[record["id"]])  # binds the records to the flows
     found_flows = []
     for model in world.models:
-        primary = model.records[model.definition.first_stage.entity]
+        entity = model.definition.first_stage.entity
         try:
-            found = new.flow(primary, model.definition.process)
+            found = new.flow(model.records[entity], model.definition.process, entity=entity)
         except FlowNotFoundError:
             raise Violation("store", f"the new engine finds no {model.label} flow") from None
         for name in ("stage", "traversed_path", "status", "outcome", "history"):
@@ -227,8 +236,9 @@ def reopened(world: World, old: Engine, new: Engine) -> list[Flow]:
                                 f"{b!r}; the engine that wrote it has {a!r}")
         found_flows.append(found)
     for record in world.records:
-        a = old.last_stage_change(record)
-        b = new.last_stage_change(record)
+        entity = entity_of[record["id"]]
+        a = old.last_stage_change(record, entity=entity)
+        b = new.last_stage_change(record, entity=entity)
         if a != b:
             raise Violation("store", f"the new engine sees the last stage change on "
                             f"{record['id']} as {b}; the engine that wrote it has {a}")

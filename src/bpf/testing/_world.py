@@ -160,14 +160,15 @@ class World:
 
     # -- what the definition refuses ---------------------------------------------------------------
 
+    def has_flow(self, process: str, rid: str) -> bool:
+        """Whether a flow of ``process`` spans the record (one flow per process and record)."""
+        return any(m.definition.process == process and self.spans(m, rid) for m in self.models)
+
     def start_refusals(self, definition: ProcessDefinition, rid: str,
                        actor: Actor | None) -> list[Refusal]:
         refusals = role_refusals(definition, actor)
-        process = definition.process
-        for m in self.models:
-            if m.definition.process == process and self.spans(m, rid):
-                refusals.append(Refusal(Reason.EXISTS, f"{rid} already has a {process} flow",
-                                        "one-flow"))
+        if self.has_flow(definition.process, rid):
+            refusals.append(exists(definition.process, rid))
         return refusals
 
 
@@ -189,12 +190,27 @@ def role_refusals(definition: ProcessDefinition, actor: Actor | None) -> list[Re
     return [Refusal(Reason.ROLE, why, "roles")]
 
 
+def exists(process: str, rid: str) -> Refusal:
+    """The refusal of a second flow of ``process`` on the record, started or moved into it."""
+    return Refusal(Reason.EXISTS, f"{rid} already has a {process} flow", "one-flow")
+
+
 def move_refusals(model: FlowModel, actor: Actor | None) -> list[Refusal]:
     """The refusals of any operation on an existing flow but reactivate."""
     refusals = []
     if model.status != "active":
         refusals.append(Refusal(Reason.STATUS, f"the flow is {model.status}", "status"))
     return refusals + role_refusals(model.definition, actor)
+
+
+def missing_steps(stage: Stage, record: Mapping[str, Any]) -> list[Step]:
+    """The gate: the required steps of ``stage`` the record does not fill."""
+    return [s for s in stage.required_steps if not s.is_satisfied(record.get(s.field))]
+
+
+def gate_refusal(missing: Sequence[Step], record: Mapping[str, Any]) -> Refusal:
+    why = " and ".join(why_missing(s, record) for s in missing)
+    return Refusal(Reason.GATE, why, "gate")
 
 
 def why_missing(step: Step, record: Mapping[str, Any]) -> str:
@@ -253,10 +269,9 @@ def next_move(model: FlowModel, actor: Actor | None, seen: Mapping[str, Any]) ->
     definition = model.definition
     stage = definition.stage(model.stage)
     refusals = move_refusals(model, actor)
-    missing = [s for s in stage.required_steps if not s.is_satisfied(seen.get(s.field))]
+    missing = missing_steps(stage, seen)
     if missing:
-        why = " and ".join(why_missing(s, seen) for s in missing)
-        refusals.append(Refusal(Reason.GATE, why, "gate"))
+        refusals.append(gate_refusal(missing, seen))
     branches = definition.branches(stage.id)
     taken = branch_taken(definition, stage.id, seen.get)
     target = taken.stage if taken is not None else None
@@ -289,12 +304,17 @@ def set_active_refusals(model: FlowModel, stage: str, actor: Actor | None) -> li
     return refusals
 
 
-def finish_refusals(model: FlowModel, outcome: str | None,
-                    actor: Actor | None) -> list[Refusal]:
+def finish_refusals(model: FlowModel, outcome: str | None, actor: Actor | None,
+                    missing: Sequence[Step]) -> list[Refusal]:
+    """``missing``: the required steps of the active stage not filled; they gate finishing at
+    a last stage, as they gate leaving any other."""
     definition = model.definition
     refusals = move_refusals(model, actor)
     if not definition.is_last(model.stage):
         refusals.append(Refusal(Reason.END, f"{model.stage} is not a last stage", "status"))
+    elif missing:
+        record = model.records[definition.stage(model.stage).entity]
+        refusals.append(gate_refusal(missing, record))
     if outcome is not None and outcome not in definition.outcomes:
         refusals.append(Refusal(Reason.OUTCOME, f"the process has no outcome {outcome}",
                                 "outcomes"))
