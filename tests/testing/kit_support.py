@@ -205,10 +205,14 @@ class _Endless(FaultyFlow):
 
 
 class EndlessEngine(TwinEngine):
-    """Finishes a flow at any stage, not only at a last one."""
+    """Finishes a flow at any stage, not only at a last one (checking only the actor's role
+    and the flow's status)."""
 
     faulty = _Endless
-    loosen = staticmethod(every_stage_last)
+
+    @staticmethod
+    def loosen(definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
+        return every_stage_last(without_gates(definition))
 
 
 # -- faulty stores and hooks -----------------------------------------------------------------------

@@ -94,6 +94,14 @@ def test_the_report_says_what_was_exercised() -> None:
     assert str(report).startswith(f"deal: {report.examples} examples, {report.steps} steps in ")
 
 
+def test_refusals_are_counted_under_their_bpf_reason() -> None:
+    report = check_process(DEAL, max_examples=30, derandomize=True)
+    reasons = {key.split(" refused: ")[1] for key in report.results if " refused: " in key}
+    # One vocabulary: bpf.Reason, and "unknown" for set_active to a stage the process lacks.
+    assert reasons <= {*bpf.Reason, "unknown"}
+    assert {"gate", "role", "status"} <= reasons
+
+
 def test_flow_machine_is_a_rule_based_state_machine_users_can_run() -> None:
     machine = FlowMachine(DEAL)
     assert issubclass(machine, RuleBasedStateMachine)
