@@ -278,8 +278,9 @@ def test_the_comparison_fails_when_the_machine_takes_another_branch():
                               bpf.Branch("executive-review")]) if s is develop else s
         for s in gated.stages
     ])
-    ops = [("set", f, "x") for f in ("parentaccountid", "parentcontactid", "purchaseprocess",
+    ops = [("set", f, "x") for f in ("parentaccountid", "parentcontactid",
                                     "customerneed", "proposedsolution")]
+    ops += [("set", "purchaseprocess", "individual")]  # a choice step needs one of its choices
     ops += [("set", "budgetamount", 250_000), ("next",), ("next",)]
     run_both(gated, ops)
     with pytest.raises(AssertionError, match="executive-review"):

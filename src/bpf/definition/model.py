@@ -108,6 +108,9 @@ class Step:
 
 
 def _number_problem(step: Step, value: Any) -> str | None:
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return None  # the common case, without the numbers ABCs' slow isinstance
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
         return "not an amount" if step.type == "money" else "not a number"
     finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
@@ -138,6 +141,9 @@ def _choice_problem(step: Step, value: Any) -> str | None:
 
 
 def _lookup_problem(step: Step, value: Any) -> str | None:
+    kind = type(value)
+    if kind is str or kind is int or kind is dict:
+        return None  # an id or a mapping: the common cases, decided without isinstance
     if isinstance(value, (bool, float, Decimal)):
         return "not a reference to a record"
     if isinstance(value, (list, tuple, set, frozenset)):

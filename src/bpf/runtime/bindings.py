@@ -111,7 +111,9 @@ class Bindings:
                 return binding
         return None
 
-    def __bool__(self) -> bool:
+    @property
+    def any(self) -> bool:
+        """Whether any entity is bound (most engines bind none: the move path skips them)."""
         return bool(self._by_name)
 
 
@@ -162,7 +164,7 @@ class Records:
     def loaded(self, flow: Flow, entity: str) -> Any:
         """The flow's ``entity`` record, loaded through its binding when it can be; None when
         it is not bound and cannot be loaded."""
-        binding = self._bindings.get(entity) if self._bindings else None
+        binding = self._bindings.get(entity) if self._bindings.any else None
         if binding is None or (binding.load is None and not binding.orm):
             return None
         with self._lock:
@@ -196,7 +198,7 @@ class Records:
         return field_getter(self.obj(flow, entity))
 
     def save_of(self, entity: str) -> Callable[[Any], Any] | None:
-        binding = self._bindings.get(entity) if self._bindings else None
+        binding = self._bindings.get(entity) if self._bindings.any else None
         if binding is None:
             return None
         if binding.save is not None:
@@ -204,7 +206,7 @@ class Records:
         return self._tx.orm_add if binding.orm else None
 
     def bind(self, flow: Flow, record: Any) -> None:
-        binding = self._bindings.of_record(record) if self._bindings else None
+        binding = self._bindings.of_record(record) if self._bindings.any else None
         for e, rid in flow._state.records:
             if binding is not None and binding.name != e:
                 continue

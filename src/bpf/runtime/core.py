@@ -160,10 +160,9 @@ def decide_next(
     compiled: CompiledProcess, state: FlowRow, get: Getter, actor: Any
 ) -> str | Refusal:
     """The stage a forward move enters, or why it cannot: status, role, gate, end, branch."""
-    if compiled.definition.roles:
-        refusal = role_refusal(compiled.definition, actor, "move")
-        if refusal is not None:
-            return refusal
+    roles = compiled.definition.roles
+    if roles and (actor is None or actor.roles.isdisjoint(roles)):
+        return role_refusal(compiled.definition, actor, "move")  # type: ignore[return-value]
     if state.status != "active":
         return _active_refusal(state, "move")  # type: ignore[return-value]
     current = compiled.stages[state.stage]

@@ -170,7 +170,7 @@ class Engine(Moves):
         return flow
 
     def _entity_of_process(self, record: Any, process: str, entity: str | None) -> str | None:
-        if entity is None and (not self._bindings or self._bindings.of_record(record) is None):
+        if entity is None and (not self._bindings.any or self._bindings.of_record(record) is None):
             entities = set(self._registry.get(process).definition.entities)
             if len(entities) == 1:
                 return entities.pop()
@@ -241,7 +241,7 @@ class Engine(Moves):
         """
         compiled = self._registry.get(process, version)
         entity = compiled.first.stage.entity
-        binding = self._bindings.of_record(record) if self._bindings else None
+        binding = self._bindings.of_record(record) if self._bindings.any else None
         if binding is not None and binding.name != entity:
             raise RecordError(
                 f"{process!r} starts on a {entity} record, and this is a {binding.name} "

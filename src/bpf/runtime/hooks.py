@@ -14,27 +14,23 @@ EVENTS = ("stage_changing", "stage_changed", "status_changing", "status_changed"
 Handler = Callable[[FlowEvent], Any]
 
 
-class Hooks:
-    """Handlers by event, in registration order."""
-
-    __slots__ = ("_handlers",)
+class Hooks(dict[str, list[Handler]]):
+    """Handlers by event, in registration order (a dict: the move path asks it twice per
+    move whether an event has handlers, and a dict answers without a Python call)."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = {e: [] for e in EVENTS}
+        super().__init__((e, []) for e in EVENTS)
 
     def on(self, event: str, fn: Handler) -> Handler:
-        if event not in self._handlers:
+        if event not in self:
             raise RegistrationError(f"unknown event {event!r}; events: {', '.join(EVENTS)}")
-        self._handlers[event].append(fn)
+        self[event].append(fn)
         return fn
-
-    def __getitem__(self, event: str) -> list[Handler]:
-        return self._handlers[event]
 
     def before(self, info: FlowEvent) -> None:
         """Run the ``*_changing`` handlers; `bpf.Cancel` passes through, anything else is a
         `bpf.HookError`. Either way nothing has changed yet."""
-        for fn in self._handlers[info.event]:
+        for fn in self[info.event]:
             try:
                 fn(info)
             except Cancel:
@@ -47,7 +43,7 @@ class Hooks:
 
     def after(self, info: FlowEvent) -> None:
         """Run the ``*_changed`` handlers, once the change is committed."""
-        for fn in self._handlers[info.event]:
+        for fn in self[info.event]:
             try:
                 fn(info)
             except Exception as exc:

@@ -139,7 +139,7 @@ class Moves:
             obj = given
         change = core.enter(compiled, state, kind, target_id, rid, new_records, at, actor)
         self._tx.apply(flow, change, obj, bound, actor,
-                       save=self._records.save_of(entity) if self._bindings else None)
+                       save=self._records.save_of(entity) if self._bindings.any else None)
         return target.stage
 
     def _refuse_second_flow(self, process: str, entity: str, rid: str, state: FlowRow) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess, CompiledStage
 
 _new = tuple.__new__  # see bpf.runtime.core
+_STATUS_KINDS = frozenset({"finish", "abandon", "reactivate"})
 
 
 class Snapshot(NamedTuple):
@@ -216,8 +217,12 @@ class Transactions:
         entry = change.entry
         unit = self.unit
         h = flow._history
-        snapshot = _new(Snapshot, (flow, flow._state, flow._compiled, flow._stage, flow._bound,
-                                   None if h is None else len(h), []))
+        # The flow as it was, to restore on failure: kept in locals, a Snapshot is made only
+        # for a unit (which may roll back after this call) or on failure.
+        state, stage, old_bound, old_compiled = flow._state, flow._stage, flow._bound, \
+            flow._compiled
+        length = None if h is None else len(h)
+        undos: list[Callable[[], None]] = []
         try:
             flow._state = change.after
             flow._stage = change.target
@@ -227,46 +232,59 @@ class Transactions:
             if h is not None:
                 h.append(entry)
             for field, value in change.writes:
-                snapshot.undos.append(set_field(record, field, value))
+                undos.append(set_field(record, field, value))
             if change.on_exit or change.on_enter:  # most stages have no actions: skip the calls
                 _run_stage_actions(flow, change, record, actor)
-            last = (change.target.stage.entity, entry.record_id) if change.sets_last_change \
-                else None
-            if unit is None or unit.connection is not None:
-                self._store.write(
-                    _ops(change, last, active),
-                    **({} if unit is None else {"connection": unit.connection}),
-                )
-                if change.before is None:
+            before = change.before
+            if unit is None:
+                # One change alone, the common case: its ops built here, without the unit.
+                if before is None:
+                    entity, rid = active  # type: ignore[misc]
+                    ops: list[Op] = [InsertFlow(change.after, (entry,)),
+                                     SetActiveFlow(rid, change.after.id, entity),
+                                     SetLastChange(rid, entry, entity)]
+                else:
+                    ops = [_new(UpdateFlow, (change.after, before.revision, (entry,),
+                                             change.new_records))]
+                    if change.sets_last_change:
+                        ops.append(_new(SetLastChange, (entry.record_id, entry,
+                                                        change.target.stage.entity)))
+                self._store.write(ops)
+                if before is None:
                     self._flows.add(flow)
-                if unit is not None:
-                    unit.snapshots.append(snapshot)
-                    if change.before is None:
-                        unit.started.append(flow)
+                if save is not None and change.writes:
+                    save(record)  # after the commit
             else:
-                unit.add(flow, change.before, entry, change.new_records, last, active)
-                unit.snapshots.append(snapshot)
-                if change.before is None:
+                last = ((change.target.stage.entity, entry.record_id)
+                        if change.sets_last_change else None)
+                if unit.connection is not None:
+                    self._store.write(_ops(change, last, active), connection=unit.connection)
+                    if save is not None and change.writes:
+                        save(record)  # inside the application's transaction
+                else:
+                    unit.add(flow, before, entry, change.new_records, last, active)
+                    if save is not None and change.writes:
+                        unit.saves[id(record)] = (save, record)
+                unit.snapshots.append(_new(Snapshot, (flow, state, old_compiled, stage, old_bound,
+                                                      length, undos)))
+                if before is None:
                     self._flows.add(flow)
                     unit.started.append(flow)
-            if save is not None and change.writes:
-                if unit is None or unit.connection is not None:
-                    save(record)  # alone: after its commit; joined: inside the application's
-                else:
-                    unit.saves[id(record)] = (save, record)
         except BaseException:
-            snapshot.restore()
+            _new(Snapshot, (flow, state, old_compiled, stage, old_bound, length, undos)).restore()
             raise
         if quiet:
             return
-        if change.kind in ("finish", "abandon", "reactivate"):
+        after = change.after
+        if change.kind in _STATUS_KINDS:
             event, from_status = "status_changed", change.before.status  # type: ignore[union-attr]
         else:
-            event, from_status = "stage_changed", change.after.status
+            event, from_status = "stage_changed", after.status
         if self._hooks[event]:
-            info = FlowEvent(event, flow, change.kind, entry.from_stage, entry.to_stage,
-                             from_status, change.after.status, actor, change.after.outcome
-                             if event == "status_changed" else None, record)
+            info = _new(FlowEvent, (event, flow, change.kind, entry.from_stage, entry.to_stage,
+                                    from_status, after.status, actor,
+                                    after.outcome if event == "status_changed" else None,
+                                    record))
             if unit is None:
                 self._hooks.after(info)
             else:
