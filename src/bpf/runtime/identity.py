@@ -32,6 +32,8 @@ class _Ids:
 
 #: A new flow id.
 new_flow_id = _Ids()
+#: A new outbox event id (its own prefix: an event id never equals a flow id).
+new_event_id = _Ids()
 
 
 class IdentityMap:

@@ -20,9 +20,11 @@ from bpf._history import StageChange
 from bpf.runtime.core import Change
 from bpf.runtime.flow import Flow, FlowEvent
 from bpf.runtime.hooks import Hooks, run_actions
-from bpf.runtime.identity import IdentityMap
+from bpf.runtime.identity import IdentityMap, new_event_id
 from bpf.runtime.records import set_field
 from bpf.store.base import (
+    AppendEvent,
+    Event,
     FlowRow,
     InsertFlow,
     Op,
@@ -87,8 +89,8 @@ class Unit:
     """The changes of one batch, or of one application transaction bpf joined: their writes,
     how to undo them, what to run after commit."""
 
-    __slots__ = ("after", "connection", "flows", "records", "saves", "session", "snapshots",
-                 "started")
+    __slots__ = ("after", "connection", "events", "flows", "records", "saves", "session",
+                 "snapshots", "started")
 
     def __init__(self, connection: Any = None) -> None:
         #: the application's connection bpf writes through (None: a batch bpf commits itself)
@@ -98,6 +100,8 @@ class Unit:
         self.flows: dict[str, _Pending] = {}
         #: record ops, keyed so that the last one of each kind per record wins
         self.records: dict[tuple[type, str, str], Op] = {}
+        #: the outbox events of the unit's changes, in order
+        self.events: list[AppendEvent] = []
         self.snapshots: list[Snapshot] = []
         #: flows this unit started (the engine forgets them if it rolls back)
         self.started: list[Flow] = []
@@ -134,6 +138,7 @@ class Unit:
                 ops.append(UpdateFlow(p.flow._state, p.expected, tuple(p.entries),
                                       tuple(p.new_records)))
         ops.extend(self.records.values())
+        ops.extend(self.events)
         return ops
 
     def rollback(self) -> None:
@@ -236,6 +241,7 @@ class Transactions:
             if change.on_exit or change.on_enter:  # most stages have no actions: skip the calls
                 _run_stage_actions(flow, change, record, actor)
             before = change.before
+            event = _new(AppendEvent, (_event(change),))
             if unit is None:
                 # One change alone, the common case: its ops built here, without the unit.
                 if before is None:
@@ -249,6 +255,7 @@ class Transactions:
                     if change.sets_last_change:
                         ops.append(_new(SetLastChange, (entry.record_id, entry,
                                                         change.target.stage.entity)))
+                ops.append(event)
                 self._store.write(ops)
                 if before is None:
                     self._flows.add(flow)
@@ -258,11 +265,13 @@ class Transactions:
                 last = ((change.target.stage.entity, entry.record_id)
                         if change.sets_last_change else None)
                 if unit.connection is not None:
-                    self._store.write(_ops(change, last, active), connection=unit.connection)
+                    self._store.write([*_ops(change, last, active), event],
+                                      connection=unit.connection)
                     if save is not None and change.writes:
                         save(record)  # inside the application's transaction
                 else:
                     unit.add(flow, before, entry, change.new_records, last, active)
+                    unit.events.append(event)
                     if save is not None and change.writes:
                         unit.saves[id(record)] = (save, record)
                 unit.snapshots.append(_new(Snapshot, (flow, state, old_compiled, stage, old_bound,
@@ -389,6 +398,19 @@ class Transactions:
             save(record)
         for fn in unit.after:
             fn()
+
+
+def _event(change: Change) -> Event:
+    """The outbox event of a change: what other systems learn of it."""
+    entry = change.entry
+    before = change.before
+    after = change.after
+    return _new(Event, (
+        new_event_id(), 0, entry.flow_id, entry.process, entry.version,
+        change.target.stage.entity, entry.record_id, entry.kind, entry.from_stage,
+        entry.to_stage, None if before is None else before.status, after.status,
+        after.outcome, entry.actor, entry.at,
+    ))
 
 
 def _run_stage_actions(flow: Flow, change: Change, record: Any, actor: Any) -> None:

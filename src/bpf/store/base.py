@@ -90,7 +90,39 @@ class SetLastChange(NamedTuple):
     entity: str
 
 
-Op = InsertFlow | UpdateFlow | SetActiveFlow | SetLastChange
+class Event(NamedTuple):
+    """One committed change of one flow, as the outbox keeps it (issue: stage changes reach
+    other systems once). Written in the same transaction as the change it describes."""
+
+    #: stable and unique: consumers use it to be idempotent
+    id: str
+    #: the store's sequence number, increasing in commit order; 0 in an `AppendEvent` op
+    #: (the store assigns it)
+    seq: int
+    flow_id: str
+    process: str
+    version: int
+    #: the record of the stage entered (or of the flow's stage, for a status change)
+    entity: str
+    record_id: str
+    #: start, next, previous, set_active, migrate, finish, abandon, reactivate
+    kind: str
+    from_stage: str | None
+    to_stage: str
+    from_status: str | None
+    to_status: str
+    outcome: str | None
+    actor: str | None
+    at: datetime
+
+
+class AppendEvent(NamedTuple):
+    """Append ``event`` to the outbox, in the transaction of the change it describes."""
+
+    event: Event
+
+
+Op = InsertFlow | UpdateFlow | SetActiveFlow | SetLastChange | AppendEvent
 
 
 class Store(ABC):

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from bpf._errors import ConcurrencyError, FlowExistsError, FlowNotFoundError
 from bpf._history import StageChange
 from bpf.store.base import (
+    AppendEvent,
+    Event,
     FlowRow,
     InsertFlow,
     Op,
@@ -39,6 +41,8 @@ class MemoryStore(Store):
         self._records: dict[tuple[str, str], _RecordState] = {}
         self._flows: dict[str, FlowRow] = {}
         self._history: dict[str, list[StageChange]] = {}
+        self._events: list[Event] = []
+        self._seq = 0
 
     def _record(self, key: tuple[str, str]) -> _RecordState:
         state = self._records.get(key)
@@ -101,6 +105,8 @@ class MemoryStore(Store):
                     self._record(record).flows += (row.id,)
             elif kind is SetActiveFlow:
                 self._record((op.entity, op.record_id)).active = op.flow_id
+            elif kind is AppendEvent:
+                self._append_event(op.event)
 
     def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
         if entity is None:
@@ -137,3 +143,9 @@ class MemoryStore(Store):
             if status is not None and row.status != status:
                 continue
             yield row
+
+    # -- the outbox ------------------------------------------------------------------------------
+
+    def _append_event(self, event: Event) -> None:
+        self._seq += 1
+        self._events.append(event._replace(seq=self._seq))
