@@ -45,6 +45,9 @@ class CompiledProcess:
     definition: ProcessDefinition
     stages: Mapping[str, CompiledStage]
     first: CompiledStage
+    #: False for a version this engine knows only from its store: its flows can be read
+    #: (reports, history, views), not moved
+    registered: bool = True
 
 
 def compile_process(

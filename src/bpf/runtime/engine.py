@@ -24,6 +24,7 @@ from bpf._errors import (
     FlowExistsError,
     FlowNotFoundError,
     RecordError,
+    UnknownStageError,
 )
 from bpf._history import StageChange
 from bpf.definition.model import ProcessDefinition, Step
@@ -75,7 +76,7 @@ class Engine(Moves):
         #: Stage actions by name, for ``on_enter``/``on_exit``; fill before `register`.
         self.actions: dict[str, Callable[..., Any]] = dict(actions or {})
         self._lock = threading.RLock()
-        self._registry = Registry(self.actions, self._lock)
+        self._registry = Registry(self.actions, self._lock, self._store)
         self._hooks = Hooks()
         self._bindings = Bindings()
         self._factories: dict[str, Callable[[Flow, Any], Any]] = {}
@@ -347,7 +348,7 @@ class Engine(Moves):
             active = self._store.stage_counts(process, status="active")
             versions = migration.check(target.definition, mapping, active)
             for version in versions:
-                self._registry.get(process, version)  # its flows cannot be loaded otherwise
+                self._registry.for_row(process, version)  # registered, or kept in the store
             at = self.now()
             moved = 0
             with self.batch():
@@ -408,13 +409,24 @@ class Engine(Moves):
             if row.revision > flow._state.revision:
                 self._apply_row(flow, row)
             return flow
-        compiled = self._registry.get(row.process, row.version)
+        compiled = self._compiled_for(row)
         flow = Flow(self, compiled, row, (None,) * len(row.records))
         self._flows.add(flow)
         return flow
 
+    def _compiled_for(self, row: FlowRow) -> Any:
+        compiled = self._registry.for_row(row.process, row.version)
+        if row.stage not in compiled.stages:
+            raise UnknownStageError(
+                f"flow {row.id!r} is at stage {row.stage!r}, which process {row.process!r} "
+                f"version {row.version} as registered here does not have: the database was "
+                "written with another definition under this name and version; register that "
+                "one, or give the changed one a new version and migrate"
+            )
+        return compiled
+
     def _apply_row(self, flow: Flow, row: FlowRow) -> None:
-        compiled = self._registry.get(row.process, row.version)
+        compiled = self._compiled_for(row)
         bound = dict(zip((e for e, _ in flow._state.records), flow._bound, strict=True))
         flow._compiled = compiled
         flow._stage = compiled.stages[row.stage]

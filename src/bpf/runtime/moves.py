@@ -17,6 +17,7 @@ from bpf.runtime import core
 from bpf.runtime.bindings import raiser
 from bpf.runtime.core import Refusal
 from bpf.runtime.flow import Actor, Flow, FlowEvent
+from bpf.runtime.registry import refuse_unregistered
 from bpf.store.base import FlowRow
 
 if TYPE_CHECKING:
@@ -44,7 +45,10 @@ class Moves:
 
     @staticmethod
     def _expect(flow: Flow, stage: str | None, revision: int | None) -> None:
-        """Stale-click protection: the caller says what it saw; anything else changed nothing."""
+        """Stale-click protection: the caller says what it saw; anything else changed nothing.
+        Also refuses to move a flow whose definition is known from the store only."""
+        if not flow._compiled.registered:
+            refuse_unregistered(flow._compiled)
         state = flow._state
         if (stage is not None and stage != state.stage) or (
             revision is not None and revision != state.revision
@@ -59,7 +63,7 @@ class Moves:
     def _next(self, flow: Flow, actor: Actor | None, record: Any, stage: str | None = None,
               revision: int | None = None) -> Stage:
         with self._lock:
-            if stage is not None or revision is not None:
+            if stage is not None or revision is not None or not flow._compiled.registered:
                 self._expect(flow, stage, revision)
             try:
                 get = self._records.getter(flow, flow._stage.stage.entity)

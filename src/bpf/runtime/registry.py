@@ -7,17 +7,30 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bpf._errors import PipelineFieldWarning, RegistrationError, UnknownProcessError
+import attrs
+
+from bpf._errors import (
+    HookError,
+    PipelineFieldWarning,
+    RegistrationError,
+    UnknownProcessError,
+)
 from bpf.definition.model import ProcessDefinition
+from bpf.definition.serialize import canonical_text, fingerprint
 from bpf.runtime.compiled import CompiledProcess, compile_process
+from bpf.store.base import Store
 
 
 class Registry:
     """Compiled definitions by (process, version), and the latest version of each process."""
 
-    def __init__(self, actions: Mapping[str, Callable[..., Any]], lock: threading.RLock) -> None:
+    def __init__(self, actions: Mapping[str, Callable[..., Any]], lock: threading.RLock,
+                 store: Store) -> None:
         self._actions = actions
         self._lock = lock
+        self._store = store
+        #: versions known only from the store, compiled for reading their flows
+        self._stored: dict[tuple[str, int], CompiledProcess] = {}
         self._compiled: dict[tuple[str, int], CompiledProcess] = {}
         self._latest: dict[str, CompiledProcess] = {}
         self._entities: frozenset[str] = frozenset()
@@ -38,8 +51,13 @@ class Registry:
                     )
                 return definition
             compiled = compile_process(definition, self._actions)
+            # Kept beside the flows: another engine with another definition under this name
+            # and version is refused here, and engines without it can still read the flows.
+            self._store.save_definition(definition.process, definition.version,
+                                        canonical_text(definition), fingerprint(definition))
             self._warn_shared_pipeline_field(definition)
             self._compiled[key] = compiled
+            self._stored.pop(key, None)
             self._entities = self._entities | set(definition.entities)
             latest = self._latest.get(definition.process)
             if latest is None or latest.definition.version < definition.version:
@@ -70,6 +88,26 @@ class Registry:
     def definitions(self) -> tuple[ProcessDefinition, ...]:
         return tuple(c.definition for c in self._compiled.values())
 
+    def for_row(self, name: str, version: int) -> CompiledProcess:
+        """The definition a stored flow runs: registered, else the one kept in the store
+        (read-only: `bpf.UnknownProcessError` on a move); `bpf.UnknownProcessError` when
+        neither has it."""
+        compiled = self._compiled.get((name, version)) or self._stored.get((name, version))
+        if compiled is not None:
+            return compiled
+        text = self._store.definition_text(name, version)
+        if text is None:
+            return self.get(name, version)  # raises, naming what is registered
+        from bpf.definition.loader import loads_process
+
+        definition = loads_process(text, source=f"<{name} v{version}, stored>")
+        names = {n for s in definition.stages for n in (*s.on_enter, *s.on_exit)}
+        stubs = {n: _unregistered(name, version) for n in names}
+        compiled = attrs.evolve(compile_process(definition, stubs), registered=False)
+        with self._lock:
+            self._stored[(name, version)] = compiled
+        return compiled
+
     def entities(self) -> frozenset[str]:
         """Every entity a registered process runs on."""
         return self._entities
@@ -87,3 +125,25 @@ class Registry:
             what = name if version is None else f"{name} version {version}"
             raise UnknownProcessError(f"process {what!r} is not registered (registered: {known})")
         return compiled
+
+
+def _unregistered(name: str, version: int) -> Callable[..., Any]:
+    def action(*args: Any) -> None:
+        raise HookError(f"process {name!r} version {version} is known from the store only: "
+                        "register it to move its flows")
+
+    return action
+
+
+def refuse_unregistered(compiled: CompiledProcess) -> None:
+    """Moves need the definition registered: one read back from the store may lack the
+    engine's stage actions and hooks."""
+    if not compiled.registered:
+        d = compiled.definition
+        raise UnknownProcessError(
+            f"process {d.process!r} version {d.version} is known here from the store only: "
+            "register it with this engine to move its flows (reading them needs nothing)"
+        )
+
+
+__all__ = ["Registry", "refuse_unregistered"]

@@ -39,6 +39,15 @@ class FlowRow(NamedTuple):
     revision: int
 
 
+def definition_clash(process: str, version: int, stored: str, given: str) -> str:
+    """The message of a second, different definition under one name and version."""
+    return (
+        f"process {process!r} version {version} is already stored with another definition "
+        f"(fingerprint {stored[:12]}, this one {given[:12]}): two engines run different "
+        "definitions under one name and version; give the new one a new version"
+    )
+
+
 class StageTime(NamedTuple):
     """The completed stays of flows in one stage: how many, and their total and median length.
 
@@ -174,6 +183,24 @@ class Store(ABC):
         status: str | None = None,
     ) -> Iterator[FlowRow]:
         """Flows matching the filters, streamed."""
+
+    # -- definitions ------------------------------------------------------------------------------
+    # Dynamics keeps process definitions in the database beside their instances; so does bpf:
+    # `Engine.register` saves each (process, version) once, and an engine that has not
+    # registered a version reads its flows with the stored definition.
+
+    @abstractmethod
+    def save_definition(self, process: str, version: int, text: str, fingerprint: str) -> None:
+        """Keep a registered definition's canonical text; idempotent. Another fingerprint
+        under the same (process, version) raises `bpf.RegistrationError` naming both."""
+
+    @abstractmethod
+    def definition_text(self, process: str, version: int) -> str | None:
+        """The canonical text stored for (process, version), or None."""
+
+    @abstractmethod
+    def definitions(self) -> list[tuple[str, int, str]]:
+        """Every stored (process, version, fingerprint), sorted."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from bpf._errors import ConcurrencyError, FlowExistsError, FlowNotFoundError
+from bpf._errors import ConcurrencyError, FlowExistsError, FlowNotFoundError, RegistrationError
 from bpf._history import StageChange
 from bpf.store.base import (
     AppendEvent,
@@ -16,6 +16,7 @@ from bpf.store.base import (
     SetLastChange,
     Store,
     UpdateFlow,
+    definition_clash,
 )
 
 
@@ -43,6 +44,7 @@ class MemoryStore(Store):
         self._history: dict[str, list[StageChange]] = {}
         self._events: list[Event] = []
         self._seq = 0
+        self._definitions: dict[tuple[str, int], tuple[str, str]] = {}
 
     def _record(self, key: tuple[str, str]) -> _RecordState:
         state = self._records.get(key)
@@ -143,6 +145,21 @@ class MemoryStore(Store):
             if status is not None and row.status != status:
                 continue
             yield row
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def save_definition(self, process: str, version: int, text: str, fingerprint: str) -> None:
+        known = self._definitions.get((process, version))
+        if known is not None and known[1] != fingerprint:
+            raise RegistrationError(definition_clash(process, version, known[1], fingerprint))
+        self._definitions[(process, version)] = (text, fingerprint)
+
+    def definition_text(self, process: str, version: int) -> str | None:
+        known = self._definitions.get((process, version))
+        return None if known is None else known[0]
+
+    def definitions(self) -> list[tuple[str, int, str]]:
+        return sorted((p, v, f) for (p, v), (_, f) in self._definitions.items())
 
     # -- the outbox ------------------------------------------------------------------------------
 
