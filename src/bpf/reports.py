@@ -163,9 +163,12 @@ def _side_by_side(store: Store, *reads: Callable[[], Any]) -> list[Any]:
 
 
 def _definitions(engine: Engine, process: str) -> dict[int, ProcessDefinition]:
-    """Every registered version of ``process``; `bpf.UnknownProcessError` when there is none."""
-    engine.process(process)
-    return {d.version: d for d in engine.processes() if d.process == process}
+    """Every version of ``process`` the engine registered or its store keeps;
+    `bpf.UnknownProcessError` when there is none."""
+    found = {d.version: d for d in engine.processes(stored=True) if d.process == process}
+    if not found:
+        engine.process(process)  # raises, naming what is registered
+    return found
 
 
 def _stages(

@@ -174,12 +174,18 @@ def register_all(
             engine.register(definition)
 
 
-def known_definition(process: str, version: int) -> ProcessDefinition | None:
-    """The shipped definition of ``process`` at ``version`` (stage names, order, probability
-    for what a database holds), or None when bpf does not ship that one.
+def known_definition(
+    process: str, version: int, engine: bpf.Engine | None = None
+) -> ProcessDefinition | None:
+    """The definition of ``process`` at ``version`` (stage names, order, probability for what
+    a database holds): the one the engine's store keeps, else the shipped one, else None.
 
-    ``process`` comes from the database: it is looked up among the shipped names only, never
-    opened as a file.
+    ``process`` comes from the database: it is looked up in the store and among the shipped
+    names only, never opened as a file.
     """
+    if engine is not None:
+        for stored in engine.processes(stored=True):
+            if (stored.process, stored.version) == (process, version):
+                return stored
     definition = shipped_definition(process)
     return definition if definition is not None and definition.version == version else None

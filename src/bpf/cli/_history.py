@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{last.process} {last.from_stage or '-'} -> {last.to_stage}"
                   + (f" by {last.actor}" if last.actor else "") + f" at {_when(last.at)}")
         for row in rows:
-            definition = known_definition(row.process, row.version)
+            definition = known_definition(row.process, row.version, engine)
 
             def name(stage: str | None, definition: Any = definition) -> str:
                 if stage is None:

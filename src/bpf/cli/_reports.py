@@ -97,13 +97,18 @@ def funnel_text(engine: bpf.Engine, definition: ProcessDefinition, by: str = "st
 
 
 def _processes_in(engine: bpf.Engine) -> list[ProcessDefinition]:
-    """The shipped processes (and examples) that have flows in the engine's store."""
-    names = [*shipped_names(), *example_names()]
-    found = []
-    for name in names:
-        if engine.store.status_counts(name):
-            found.append(shipped_definition(name))
-    return [d for d in found if d is not None]
+    """The processes that have flows in the engine's store: the newest version of each
+    definition the store keeps; for a database written before bpf kept them, the shipped
+    processes (and examples) by name."""
+    latest: dict[str, ProcessDefinition] = {}
+    for definition in engine.processes(stored=True):
+        known = latest.get(definition.process)
+        if known is None or known.version < definition.version:
+            latest[definition.process] = definition
+    for name in (*shipped_names(), *example_names()):
+        if name not in latest and (shipped := shipped_definition(name)) is not None:
+            latest[name] = shipped
+    return [d for name, d in sorted(latest.items()) if engine.store.status_counts(name)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,9 +120,11 @@ def run(args: argparse.Namespace) -> int:
     with bpf.Engine(url) as engine:
         definitions = chosen or _processes_in(engine)
         if not definitions:
-            raise CliError(f"no flows of a shipped process in {engine.store.url}; name "
+            raise CliError(f"no flows of a known process in {engine.store.url}; name "
                            "your process with --process NAME|FILE")
-        register_all(engine, definitions, quiet=True)
+        stored = {(d.process, d.version) for d in engine.processes(stored=True)}
+        register_all(engine, [d for d in definitions if (d.process, d.version) not in stored],
+                     quiet=True)
         if chosen and not engine.store.status_counts(chosen[0].process):
             raise CliError(f"no {chosen[0].process!r} flows in {engine.store.url}")
         if output is not None:

@@ -105,8 +105,11 @@ class Engine(Moves):
         """
         return self._registry.register(definition)
 
-    def processes(self) -> tuple[ProcessDefinition, ...]:
-        """Every registered definition, every version."""
+    def processes(self, *, stored: bool = False) -> tuple[ProcessDefinition, ...]:
+        """Every registered definition, every version; with ``stored``, also the versions
+        known only from the store (their flows can be read, not moved)."""
+        if stored:
+            return (*self._registry.definitions(), *self._registry.stored())
         return self._registry.definitions()
 
     def process(self, name: str, version: int | None = None) -> ProcessDefinition:

@@ -108,6 +108,14 @@ class Registry:
             self._stored[(name, version)] = compiled
         return compiled
 
+    def stored(self) -> tuple[ProcessDefinition, ...]:
+        """Every version the store keeps that is not registered here."""
+        found = []
+        for name, version, _ in self._store.definitions():
+            if (name, version) not in self._compiled:
+                found.append(self.for_row(name, version).definition)
+        return tuple(found)
+
     def entities(self) -> frozenset[str]:
         """Every entity a registered process runs on."""
         return self._entities
