@@ -222,3 +222,18 @@ def test_migration_needs_one_of_the_processes_roles(engine, deal):
     assert engine.flow(deal, "deal").version == 1
     assert engine.migrate("deal", to_version=2, actor=SELLER) == 1
     assert engine.flow(deal, "deal").version == 2
+
+
+def test_reactivating_a_won_opportunity_reopens_it(new_engine):
+    engine = new_engine()
+    engine.register(bpf.standard_process("opportunity-sales"))
+    seller = bpf.Actor("maria", roles={"salesperson"})
+    deal = {"id": "opp-1"}
+    flow = engine.start("opportunity-sales", deal, actor=seller)
+    for _ in range(3):
+        flow.next(actor=seller)
+    flow.finish("won", actor=seller)
+    assert deal["statecode"] == "won"
+    flow.reactivate(actor=seller)
+    assert (flow.status, deal["statecode"]) == ("active", "open")
+    assert flow.history[-1].kind == "reactivate"
