@@ -44,9 +44,14 @@ class Moves:
         def now(self) -> datetime: ...
 
     @staticmethod
-    def _expect(flow: Flow, stage: str | None, revision: int | None) -> None:
+    def _expect(flow: Flow, stage: str | None, revision: int | None, actor: Actor | None
+                ) -> None:
         """Stale-click protection: the caller says what it saw; anything else changed nothing.
-        Also refuses to move a flow whose definition is known from the store only."""
+        Also refuses to move a flow whose definition is known from the store only. The role
+        comes first: an actor without it learns nothing of the flow."""
+        refusal = core.role_refusal(flow._compiled.definition, actor, "change")
+        if refusal is not None:
+            raise refusal.error()
         if not flow._compiled.registered:
             refuse_unregistered(flow._compiled)
         state = flow._state
@@ -64,7 +69,7 @@ class Moves:
               revision: int | None = None) -> Stage:
         with self._lock:
             if stage is not None or revision is not None or not flow._compiled.registered:
-                self._expect(flow, stage, revision)
+                self._expect(flow, stage, revision, actor)
             try:
                 get = self._records.getter(flow, flow._stage.stage.entity)
             except RecordError as exc:
@@ -77,7 +82,7 @@ class Moves:
     def _previous(self, flow: Flow, actor: Actor | None, stage: str | None = None,
                   revision: int | None = None) -> Stage:
         with self._lock:
-            self._expect(flow, stage, revision)
+            self._expect(flow, stage, revision, actor)
             target = core.decide_previous(flow._compiled, flow._state, actor)
             if type(target) is not str:
                 raise target.error()  # type: ignore[union-attr]
@@ -86,7 +91,7 @@ class Moves:
     def _set_active(self, flow: Flow, stage_id: str, actor: Actor | None,
                     stage: str | None = None, revision: int | None = None) -> Stage:
         with self._lock:
-            self._expect(flow, stage, revision)
+            self._expect(flow, stage, revision, actor)
             target = core.decide_set_active(flow._compiled, flow._state, stage_id, actor)
             if type(target) is not str:
                 raise target.error()  # type: ignore[union-attr]
@@ -164,7 +169,7 @@ class Moves:
     def _finish(self, flow: Flow, outcome: str | None, actor: Actor | None,
                 stage: str | None = None, revision: int | None = None) -> None:
         with self._lock:
-            self._expect(flow, stage, revision)
+            self._expect(flow, stage, revision, actor)
             try:
                 get = self._records.getter(flow, flow._stage.stage.entity)
             except RecordError as exc:
@@ -177,7 +182,7 @@ class Moves:
     def _abandon(self, flow: Flow, actor: Actor | None, stage: str | None = None,
                  revision: int | None = None) -> None:
         with self._lock:
-            self._expect(flow, stage, revision)
+            self._expect(flow, stage, revision, actor)
             refusal = core.decide_abandon(flow._compiled, flow._state, actor)
             if refusal is not None:
                 raise refusal.error()
@@ -186,7 +191,7 @@ class Moves:
     def _reactivate(self, flow: Flow, actor: Actor | None, stage: str | None = None,
                     revision: int | None = None) -> None:
         with self._lock:
-            self._expect(flow, stage, revision)
+            self._expect(flow, stage, revision, actor)
             setters = core.decide_reactivate(flow._compiled, flow._state, actor)
             if type(setters) is Refusal:
                 raise setters.error()
