@@ -15,7 +15,8 @@ from bpf.store.memory import MemoryStore
 from bpf.store.sql import SQLStore
 from bpf.store.sql import schema as sql_schema
 
-TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records"}
+TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records",
+          "bpf_definitions"}
 
 
 def tables(url: str, schema: str | None = None) -> set[str]:
@@ -40,9 +41,9 @@ def test_the_schema_is_created_on_first_use_and_carries_its_version(persistent_u
     store = SQLStore(persistent_url)
 
     assert tables(persistent_url) >= TABLES
-    assert store.schema_version() == sql.SCHEMA_VERSION == 1
+    assert store.schema_version() == sql.SCHEMA_VERSION == 2
     store.close()
-    assert SQLStore(persistent_url).schema_version() == 1  # opened again: left as it is
+    assert SQLStore(persistent_url).schema_version() == 2  # opened again: left as it is
 
 
 def test_a_sqlite_file_is_created_on_first_use(tmp_path):
@@ -55,9 +56,18 @@ def test_a_sqlite_file_is_created_on_first_use(tmp_path):
 
 def test_a_schema_written_by_a_newer_bpf_is_refused(persistent_url):
     SQLStore(persistent_url).close()
-    execute(persistent_url, "UPDATE bpf_meta SET value = '2' WHERE key = 'schema_version'")
+    execute(persistent_url, "UPDATE bpf_meta SET value = '3' WHERE key = 'schema_version'")
 
-    with pytest.raises(bpf.StoreError, match="schema version 2, written by a newer bpf"):
+    with pytest.raises(bpf.StoreError, match="schema version 3, written by a newer bpf"):
+        SQLStore(persistent_url)
+
+
+@pytest.mark.parametrize("stored", ["0", "-1", "abc"])
+def test_a_schema_version_no_bpf_wrote_is_a_store_error_naming_it(persistent_url, stored):
+    SQLStore(persistent_url).close()
+    execute(persistent_url, f"UPDATE bpf_meta SET value = '{stored}' WHERE key = 'schema_version'")
+
+    with pytest.raises(bpf.StoreError, match=f"schema version '{stored}', which no bpf wrote"):
         SQLStore(persistent_url)
 
 
@@ -69,11 +79,11 @@ def test_an_older_schema_is_migrated_forward_by_its_named_steps(persistent_url, 
         steps.append(1)
         conn.execute(sa.text("ALTER TABLE bpf_flows ADD COLUMN notes VARCHAR"))
 
-    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(sql_schema, "MIGRATIONS", {1: add_notes})
+    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(sql_schema, "MIGRATIONS", {**sql_schema.MIGRATIONS, 2: add_notes})
 
-    assert SQLStore(persistent_url).schema_version() == 2
-    assert SQLStore(persistent_url).schema_version() == 2
+    assert SQLStore(persistent_url).schema_version() == 3
+    assert SQLStore(persistent_url).schema_version() == 3
     assert steps == [1]
 
 

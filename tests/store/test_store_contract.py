@@ -56,19 +56,23 @@ class Flow:
         self.entries: list[StageChange] = []
         self.stored: FlowRow | None = None  # the row as last written
         self.new_records: list[tuple[str, str]] = []
+        #: the record of the last change, (entity, id)
+        self.last_record = (entity, record)
         self._change("start", None, "qualify", hours, record, actor)
 
     def move(self, kind: str, to_stage: str | None = None, hours: float = 0, *,
              record: str | None = None, entity: str = "opportunity", version: int | None = None,
              actor: str | None = None) -> StageChange:
         row = self.row
-        if record is not None and record not in {rid for _, rid in row.records}:
+        if record is not None and (entity, record) not in row.records:
             self.new_records.append((entity, record))
             self.row = row = row._replace(records=(*row.records, (entity, record)))
         if version is not None:
             self.row = row = row._replace(version=version)
+        if record is not None:
+            self.last_record = (entity, record)
         return self._change(kind, row.stage, to_stage or row.stage, hours,
-                            record or row.records[0][1], actor)
+                            self.last_record[1], actor)
 
     def _change(self, kind: str, from_stage: str | None, to_stage: str, hours: float,
                 record: str, actor: str | None) -> StageChange:
@@ -105,9 +109,11 @@ class Flow:
             op = UpdateFlow(self.row, self.stored.revision, entries, tuple(self.new_records))
         out = [op]
         if active:
-            out.append(SetActiveFlow(self.row.records[0][1], self.row.id))
+            entity, rid = self.row.records[0]
+            out.append(SetActiveFlow(rid, self.row.id, entity))
         if last and entries:
-            out.append(SetLastChange(entries[-1].record_id, entries[-1]))
+            entity, rid = self.last_record
+            out.append(SetLastChange(rid, entries[-1], entity))
         return out
 
     def written(self) -> Flow:
@@ -122,12 +128,17 @@ def write(store: Store, *flows: Flow, active: bool = False) -> None:
         f.written()
 
 
-def contents(store: Store, flow_ids: Sequence[str], records: Sequence[str]) -> object:
-    """Everything the store holds of these flows and records."""
+OPP = "opportunity"
+
+
+def contents(store: Store, flow_ids: Sequence[str], records: Sequence[str],
+             entity: str = OPP) -> object:
+    """Everything the store holds of these flows and records (of ``entity``)."""
     return (
         [store.get_flow(i) for i in flow_ids], [store.history(i) for i in flow_ids],
-        [store.record_flows(r) for r in records], [store.active_flow_id(r) for r in records],
-        [store.last_change(r) for r in records],
+        [store.record_flows(r, entity) for r in records], [store.record_flows(r) for r in records],
+        [store.active_flow_id(r, entity) for r in records],
+        [store.last_change(r, entity) for r in records],
     )
 
 
@@ -142,18 +153,18 @@ def test_an_inserted_flow_reads_back_as_it_was_written(store):
 
     assert store.get_flow("f1") == flow.row
     assert store.get_flow("f1").stage_started_at.tzinfo == UTC
-    assert store.record_flows("opp-1") == [flow.row]
+    assert store.record_flows("opp-1", OPP) == [flow.row]
     assert store.history("f1") == [start]
-    assert store.last_change("opp-1") == start
-    assert store.active_flow_id("opp-1") == "f1"
+    assert store.last_change("opp-1", OPP) == start
+    assert store.active_flow_id("opp-1", OPP) == "f1"
 
 
 def test_unknown_flows_and_records_read_as_nothing(store):
     assert store.get_flow("nope") is None
     assert store.history("nope") == []
-    assert store.record_flows("nope") == []
-    assert store.active_flow_id("nope") is None
-    assert store.last_change("nope") is None
+    assert store.record_flows("nope", OPP) == store.record_flows("nope") == []
+    assert store.active_flow_id("nope", OPP) is None
+    assert store.last_change("nope", OPP) is None
 
 
 def test_flows_are_listed_by_process_version_and_status(store):
@@ -186,7 +197,7 @@ def test_an_update_at_the_expected_revision_replaces_the_row_and_adds_history(
     assert store.get_flow("f1").revision == 2
     assert [e.kind for e in store.history("f1")] == ["start", "next"]
     assert store.history("f1")[-1] == entry
-    assert (store.last_change("opp-1") == entry) is with_last_change
+    assert (store.last_change("opp-1", OPP) == entry) is with_last_change
 
 
 @pytest.mark.parametrize("with_last_change", [True, False], ids=["move", "flow-only"])
@@ -220,7 +231,7 @@ def test_an_update_of_a_flow_not_in_the_store_is_a_flow_not_found_error(store):
         store.write(flow.ops())
 
     assert store.get_flow("f1") is None
-    assert store.last_change("opp-1") is None
+    assert store.last_change("opp-1", OPP) is None
 
 
 # -- one flow per process and primary record ----------------------------------------------------
@@ -230,7 +241,7 @@ def test_a_second_flow_of_a_process_on_one_record_is_a_flow_exists_error(store):
     write(store, Flow("f1", "opp-1"))
     before = contents(store, ["f1", "f2", "f3"], ["opp-1", "opp-2"])
 
-    with pytest.raises(bpf.FlowExistsError, match="record 'opp-1' already has a "
+    with pytest.raises(bpf.FlowExistsError, match="opportunity 'opp-1' already has a "
                                                    "'opportunity-sales' flow"):
         write(store, Flow("f2", "opp-2"), Flow("f3", "opp-1"))
 
@@ -238,7 +249,7 @@ def test_a_second_flow_of_a_process_on_one_record_is_a_flow_exists_error(store):
 
 
 def test_two_flows_of_a_process_on_one_record_in_one_write_are_a_flow_exists_error(store):
-    with pytest.raises(bpf.FlowExistsError, match="record 'opp-1' already has a "
+    with pytest.raises(bpf.FlowExistsError, match="opportunity 'opp-1' already has a "
                                                    "'opportunity-sales' flow"):
         write(store, Flow("f1", "opp-1"), Flow("f2", "opp-1"))
 
@@ -253,10 +264,59 @@ def test_flows_of_other_processes_share_a_record_listed_in_start_order(store):
     crossing.move("next", "develop", hours=1, record="opp-1")
     write(store, crossing)
 
-    assert [r.id for r in store.record_flows("opp-1")] == ["f1", "f2"]
-    assert store.record_flows("lead-1") == [crossing.row]
+    assert [r.id for r in store.record_flows("opp-1", OPP)] == ["f1", "f2"]
+    assert store.record_flows("lead-1", "lead") == [crossing.row]
     assert store.get_flow("f2").records == (("lead", "lead-1"), ("opportunity", "opp-1"))
     assert store.history("f2")[-1].record_id == "opp-1"
+
+
+# -- a record is its (entity, id) ---------------------------------------------------------------
+
+
+def test_a_lead_and_an_opportunity_with_one_id_are_two_records(store):
+    lead = Flow("f1", "42", process="lead", entity="lead")
+    deal = Flow("f2", "42", process="deal", entity=OPP)
+    deal_start = deal.entries[0]
+    write(store, lead, active=True)
+    write(store, deal, active=True)
+    lead_move = lead.move("next", "develop", hours=1, entity="lead")
+    write(store, lead)
+
+    assert store.record_flows("42", "lead") == [lead.row]
+    assert store.record_flows("42", OPP) == [deal.row]
+    assert [r.id for r in store.record_flows("42")] == ["f1", "f2"]  # the id, of any entity
+    assert store.record_flows("42", "account") == []
+    assert store.active_flow_id("42", "lead") == "f1"
+    assert store.active_flow_id("42", OPP) == "f2"
+    assert store.last_change("42", "lead") == lead_move
+    assert store.last_change("42", OPP) == deal_start
+    assert store.active_flow_id("42", "account") is None
+    assert store.last_change("42", "account") is None
+
+
+def test_one_process_may_have_a_flow_on_a_lead_and_on_an_opportunity_of_one_id(store):
+    write(store, Flow("f1", "42", process="p", entity="lead"))
+    write(store, Flow("f2", "42", process="p", entity=OPP))
+
+    with pytest.raises(bpf.FlowExistsError, match="lead '42' already has a 'p' flow"):
+        write(store, Flow("f3", "42", process="p", entity="lead"))
+
+    assert [r.id for r in store.record_flows("42")] == ["f1", "f2"]
+
+
+def test_a_flow_from_lead_42_to_opportunity_42_spans_both_records(store):
+    flow = Flow("f1", "42", process="lead-to-opportunity", entity="lead")
+    write(store, flow, active=True)
+    entry = flow.move("next", "develop", hours=1, record="42", entity=OPP)
+    store.write([*flow.ops(), SetActiveFlow("42", "f1", OPP)])
+    flow.written()
+
+    assert store.get_flow("f1").records == (("lead", "42"), (OPP, "42"))
+    assert store.record_flows("42", "lead") == store.record_flows("42", OPP) == [flow.row]
+    assert store.record_flows("42") == [flow.row]  # once, though it spans the id twice
+    assert store.last_change("42", OPP) == entry
+    assert store.last_change("42", "lead").kind == "start"
+    assert store.active_flow_id("42", "lead") == store.active_flow_id("42", OPP) == "f1"
 
 
 # -- history, last change, active flow -----------------------------------------------------------
@@ -290,7 +350,7 @@ def test_a_batch_folds_many_changes_of_a_flow_into_one_op(store):
     assert store.get_flow("f1") == flow.row
     assert store.get_flow("f1").traversed == ("qualify", "develop")
     assert store.history("f1") == list(ops[0].entries)
-    assert store.last_change("opp-1") == ops[0].entries[-1]
+    assert store.last_change("opp-1", OPP) == ops[0].entries[-1]
     assert store.reached_counts(PROCESS) == {"qualify": 1, "develop": 1, "propose": 1}
     assert store.advanced_counts(PROCESS) == {"qualify": 1, "develop": 1}
 
@@ -301,14 +361,14 @@ def test_the_last_change_is_the_latest_by_any_flow_and_the_active_flow_the_last_
     write(store, own, active=True)
     write(store, crossing, active=True)
     entry = crossing.move("next", "develop", hours=1, record="opp-1")
-    store.write([*crossing.ops(), SetActiveFlow("opp-1", "f2")])
+    store.write([*crossing.ops(), SetActiveFlow("opp-1", "f2", OPP)])
     crossing.written()
 
-    assert store.last_change("opp-1") == entry
-    assert store.active_flow_id("opp-1") == "f2"
-    store.write([SetActiveFlow("opp-1", "f1")])
-    assert store.active_flow_id("opp-1") == "f1"
-    assert store.last_change("lead-1").kind == "start"
+    assert store.last_change("opp-1", OPP) == entry
+    assert store.active_flow_id("opp-1", OPP) == "f2"
+    store.write([SetActiveFlow("opp-1", "f1", OPP)])
+    assert store.active_flow_id("opp-1", OPP) == "f1"
+    assert store.last_change("lead-1", "lead").kind == "start"
 
 
 # -- the reports: the queries give what the rows and history give ------------------------------
@@ -415,4 +475,4 @@ def test_a_move_on_a_revision_another_store_replaced_is_a_concurrency_error(stor
 
     assert first.history("f1") == second.history("f1")
     assert [e.at for e in first.history("f1")] == [at(0), at(1)]
-    assert first.last_change("opp-1").at == at(1)
+    assert first.last_change("opp-1", OPP).at == at(1)

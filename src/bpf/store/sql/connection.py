@@ -56,7 +56,8 @@ def engine_from_url(
     text: str, synchronous: str | None, busy_timeout: float
 ) -> tuple[sa.Engine, str]:
     """A SQLAlchemy engine for a SQLite or PostgreSQL URL, and the URL as given with its
-    password hidden; `StoreError` saying what to use for anything else."""
+    password hidden; `StoreError` saying what to use for anything else, or which parameter of
+    the URL's query is not valid."""
     try:
         url = make_url(text)
     except sa_exc.ArgumentError as exc:
@@ -89,10 +90,32 @@ def engine_from_url(
     )
 
 
+#: SQLite URL parameters the driver takes as numbers, checked here to name the bad one.
+_SQLITE_NUMBERS = {"timeout": float, "detect_types": int, "cached_statements": int}
+
+
+def sqlite_read_only(url: URL) -> bool:
+    """True when a SQLite URL opens its file read-only: a ``file:`` URI (``uri=true``) with
+    ``mode=ro`` or ``immutable=1``."""
+    query = url.query
+    uri = str(query.get("uri", "")).lower() in ("true", "1")
+    return uri and (query.get("mode") == "ro" or str(query.get("immutable", "")) == "1")
+
+
 def _sqlite_engine(
     url: URL, shown: str, synchronous: str | None, busy_timeout: float
 ) -> sa.Engine:
     query = dict(url.query)
+    for key, number in _SQLITE_NUMBERS.items():
+        if key in query:
+            try:
+                number(query[key])
+            except (TypeError, ValueError):
+                raise StoreError(
+                    f"{shown}: {key}={query[key]!r} is not a number: give {key} as "
+                    f"{'seconds' if key == 'timeout' else 'an integer'}"
+                ) from None
+    read_only = sqlite_read_only(url)
     level = str(synchronous or query.pop("synchronous", None) or "full").lower()
     url = url.difference_update_query(["synchronous"])
     if level not in SYNCHRONOUS:
@@ -123,12 +146,20 @@ def _sqlite_engine(
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            if not memory:
+            if not memory and not read_only:  # switching to WAL writes the file
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={level.upper()}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # The recipe's other half: with the driver in autocommit, a SQLAlchemy transaction
+        # (bpf's reads, or the application's own on `SQLStore.engine`) must say BEGIN; not
+        # on a connection already in one (an in-memory database's one shared connection).
+        if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql(conn.get_execution_options().get("bpf_begin", "BEGIN"))
 
     return engine
 
@@ -158,6 +189,8 @@ class Database:
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"{url}: bpf stores flows in SQLite or PostgreSQL, not {self.dialect}")
         self.sqlite = self.dialect == "sqlite"
+        #: A SQLite file opened read-only (mode=ro, immutable=1): nothing may be written.
+        self.read_only = self.sqlite and sqlite_read_only(engine.url)
         # One shared connection (StaticPool), or one database per thread (SingletonThreadPool,
         # an in-memory SQLite): reads must stay in the caller's thread.
         self.concurrent_reads = not isinstance(engine.pool, StaticPool | SingletonThreadPool)
@@ -172,24 +205,48 @@ class Database:
         self.integrity_errors = (sa_exc.IntegrityError, dbapi.IntegrityError)
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Connection]:
+    def transaction(
+        self, *, write: bool = False, foreign_keys: bool = True
+    ) -> Iterator[Connection]:
         """One transaction; committed when the block ends normally (a write) or rolled back.
 
         On SQLite a write transaction starts with BEGIN IMMEDIATE: it takes the write lock up
         front (waiting up to the busy timeout), so two writers never deadlock upgrading a read
         lock. A read transaction gives the statements of a read one snapshot.
+        ``foreign_keys=False`` turns SQLite's foreign keys off for the transaction, as a
+        migration that rebuilds a table needs (a PRAGMA that works outside a transaction only).
         """
-        with self.engine.connect() as conn:
-            if self.sqlite and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-            elif not conn.in_transaction():
-                # Writes may run on the driver's cursor only: SQLAlchemy must still commit.
-                conn.begin()
-            yield conn
-            if write:
-                conn.commit()
-            else:
-                conn.rollback()
+        if self.sqlite and not foreign_keys:
+            with self.engine.connect() as conn:
+                driver = conn.connection.driver_connection
+                driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+                try:
+                    with self._transaction(conn, write) as inside:
+                        yield inside
+                finally:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    driver.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+            return
+        with self.engine.connect() as conn, self._transaction(conn, write) as inside:
+            yield inside
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: Connection, write: bool) -> Iterator[Connection]:
+        if self.sqlite and self.own:
+            # Our engine's "begin" listener says BEGIN, or what this option asks for.
+            conn.execution_options(bpf_begin="BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.begin()
+        elif self.sqlite and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        elif not conn.in_transaction():
+            # Writes may run on the driver's cursor only: SQLAlchemy must still commit.
+            conn.begin()
+        yield conn
+        if write:
+            conn.commit()
+        else:
+            conn.rollback()
 
     @contextlib.contextmanager
     def errors(self, doing: str) -> Iterator[None]:

@@ -120,11 +120,11 @@ def history_params(entry: StageChange, state: FlowState, dt: DateTimeIn) -> tupl
     )
 
 
-def last_params(record_id: str, c: StageChange, dt: DateTimeIn) -> tuple[Any, ...]:
+def last_params(entity: str, record_id: str, c: StageChange, dt: DateTimeIn) -> tuple[Any, ...]:
     """The bpf_records row of a record's last stage change (`LAST_ORDER`)."""
     return (
-        record_id, c.flow_id, c.process, c.version, c.kind, c.from_stage, c.to_stage, c.phase,
-        dt(c.at), c.actor,
+        entity, record_id, c.flow_id, c.process, c.version, c.kind, c.from_stage, c.to_stage,
+        c.phase, dt(c.at), c.actor,
     )
 
 
@@ -149,7 +149,7 @@ def insert_params(row: FlowRow, state: FlowState, dt: DateTimeIn) -> tuple[Any, 
         dt(row.stage_started_at), json_list(row.traversed), row.status, dt(row.started_at),
         None if completed is None else dt(completed), row.outcome, row.revision,
         dt(state.since or row.stage_started_at),
-        json_list(sorted(state.entered)), json_list(sorted(state.advanced)),
+        json_list(sorted(state.entered)), json_list(sorted(state.advanced)), row.records[0][0],
     )
 
 

@@ -27,12 +27,13 @@ from bpf.store.sql.tables import (
     records,
 )
 
-_FIXED_COLUMNS = ("id", "process", "record_id", "started_at")  # never changed by an UPDATE
+# Never changed by an UPDATE:
+_FIXED_COLUMNS = ("id", "process", "record_id", "started_at", "entity")
 UPDATED_COLUMNS = tuple(c for c in FLOW_COLUMNS if c not in _FIXED_COLUMNS)
 UPDATE_ORDER = (*UPDATED_COLUMNS, "b_id", "b_expected")
 HISTORY_ORDER = (*HISTORY_COLUMNS, "seconds", "entered_first", "advanced_first")
-LAST_ORDER = ("record_id", *LAST_COLUMNS)
-ACTIVE_ORDER = ("record_id", "active_flow_id")
+LAST_ORDER = ("entity", "record_id", *LAST_COLUMNS)
+ACTIVE_ORDER = ("entity", "record_id", "active_flow_id")
 SPAN_ORDER = ("flow_id", "entity", "record_id", "position")
 SINGLE_MOVE_ORDER = (
     *UPDATE_ORDER, *(f"h_{c}" for c in HISTORY_ORDER), *(f"r_{c}" for c in LAST_ORDER)
@@ -54,24 +55,33 @@ GET_FLOW = (
     .order_by(flow_records.c.position)
 )
 _spans = flow_records.alias("spans")
-RECORD_FLOWS = (
-    sa.select(*FLOW_ROW_COLUMNS)
-    .select_from(_spans)
-    .join(flows, flows.c.id == _spans.c.flow_id)
-    .join(flow_records, flow_records.c.flow_id == flows.c.id)
-    .where(_spans.c.record_id == sa.bindparam("record_id"))
-    .order_by(_spans.c.id, flow_records.c.position)
-)
+
+def _record_flows(*conditions: Any) -> sa.Select[Any]:
+    return (
+        sa.select(*FLOW_ROW_COLUMNS)
+        .select_from(_spans)
+        .join(flows, flows.c.id == _spans.c.flow_id)
+        .join(flow_records, flow_records.c.flow_id == flows.c.id)
+        .where(_spans.c.record_id == sa.bindparam("record_id"), *conditions)
+        .order_by(_spans.c.id, flow_records.c.position)
+    )
+
+
+#: The flows spanning the record (entity, record_id), in start order.
+RECORD_FLOWS = _record_flows(_spans.c.entity == sa.bindparam("entity"))
+#: The flows spanning a record of that id of any entity (a flow spanning two such records
+#: comes once per span; `bpf.store.sql.rows.flow_rows` folds consecutive rows of one flow).
+ID_FLOWS = _record_flows()
 HISTORY = (
     sa.select(*(history.c[c] for c in HISTORY_COLUMNS))
     .where(history.c.flow_id == sa.bindparam("flow_id"))
     .order_by(history.c.id)
 )
-ACTIVE_FLOW = sa.select(records.c.active_flow_id).where(
-    records.c.record_id == sa.bindparam("record_id")
-)
+_RECORD = (records.c.entity == sa.bindparam("entity"),
+           records.c.record_id == sa.bindparam("record_id"))
+ACTIVE_FLOW = sa.select(records.c.active_flow_id).where(*_RECORD)
 LAST_CHANGE = sa.select(*(records.c[c] for c in LAST_COLUMNS)).where(
-    records.c.record_id == sa.bindparam("record_id"), records.c.last_flow_id.is_not(None)
+    *_RECORD, records.c.last_flow_id.is_not(None)
 )
 
 
@@ -100,6 +110,11 @@ _FLOW_STATE = sa.select(
     flows.c.revision, flows.c.status, flows.c.changed_at, flows.c.entered, flows.c.advanced
 ).where(flows.c.id == sa.bindparam("id"))
 
+_FIND_FLOW = sa.select(flows.c.id).where(
+    flows.c.process == sa.bindparam("process"), flows.c.entity == sa.bindparam("entity"),
+    flows.c.record_id == sa.bindparam("record_id"),
+)
+
 
 def _single_move_statement() -> Any:
     """PostgreSQL: update a flow at its expected revision and, only if that matched, insert
@@ -126,7 +141,7 @@ def _single_move_statement() -> Any:
         LAST_ORDER, params(records, "r_", LAST_ORDER).select_from(updated)
     )
     last = last.on_conflict_do_update(
-        index_elements=[records.c.record_id],
+        index_elements=[records.c.entity, records.c.record_id],
         set_={c: last.excluded[c] for c in LAST_COLUMNS},
     ).cte("last")
     return sa.select(sa.func.count()).select_from(updated).add_cte(entry).add_cte(last)
@@ -137,12 +152,12 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
     make = sqlite_dialect.insert if dialect == "sqlite" else pg_dialect.insert
     active = make(records)
     active = active.on_conflict_do_update(
-        index_elements=[records.c.record_id],
+        index_elements=[records.c.entity, records.c.record_id],
         set_={"active_flow_id": active.excluded.active_flow_id},
     )
     last = make(records)
     last = last.on_conflict_do_update(
-        index_elements=[records.c.record_id],
+        index_elements=[records.c.entity, records.c.record_id],
         set_={c: last.excluded[c] for c in LAST_COLUMNS},
     )
     return active, last
@@ -153,8 +168,8 @@ class Statements:
     positional parameters (``?`` on SQLite, ``%s`` on PostgreSQL).
 
     ``sql`` maps each statement's name (insert_flow, update_flow, insert_flow_record,
-    insert_history, upsert_active, upsert_last, flow_state, and single_move on PostgreSQL)
-    to its SQL text.
+    insert_history, upsert_active, upsert_last, flow_state, find_flow, and single_move on
+    PostgreSQL) to its SQL text.
     """
 
     def __init__(self, dialect: sa.Dialect, schema: str | None) -> None:
@@ -185,6 +200,7 @@ class Statements:
         add("upsert_active", upsert_active, ACTIVE_ORDER, ACTIVE_ORDER)
         add("upsert_last", upsert_last, LAST_ORDER, LAST_ORDER)
         add("flow_state", _FLOW_STATE, ("id",))
+        add("find_flow", _FIND_FLOW, ("process", "entity", "record_id"))
         if dialect.name != "sqlite":
             add("single_move", _single_move_statement(), SINGLE_MOVE_ORDER)
 

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from bpf._errors import StoreError
+from bpf._errors import RegistrationError, StoreError
 from bpf._history import StageChange
-from bpf.store.base import FlowRow, Op, StageTime, Store
+from bpf.store.base import FlowRow, Op, StageTime, Store, definition_clash
 from bpf.store.sql import reports
 from bpf.store.sql.connection import Database, engine_from_url, retry_dropped
 from bpf.store.sql.rows import FlowState, flow_rows, last_change
@@ -21,11 +22,12 @@ from bpf.store.sql.statements import (
     ACTIVE_FLOW,
     GET_FLOW,
     HISTORY,
+    ID_FLOWS,
     LAST_CHANGE,
     RECORD_FLOWS,
     flow_page,
 )
-from bpf.store.sql.tables import flows
+from bpf.store.sql.tables import definitions, flows
 from bpf.store.sql.writer import Writer
 
 _PAGE = 500  # flows per page when streaming
@@ -77,6 +79,9 @@ class SQLStore(Store):
         #: "sqlite" or "postgresql"
         self.dialect = self._db.dialect
         self.concurrent_reads = self._db.concurrent_reads
+        #: True for a SQLite file opened read-only (``?mode=ro&uri=true``, ``immutable=1``):
+        #: the store reads and never writes, not even to open (writes raise `bpf.StoreError`).
+        self.read_only = self._db.read_only
         self._writer = Writer(self._db)
         try:
             with self._db.errors("cannot open the store"):
@@ -107,8 +112,18 @@ class SQLStore(Store):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self, ops: Sequence[Op], connection: Any = None) -> None:
-        self._writer.write(ops)
+    def write(self, ops: Sequence[Op], connection: Connection | None = None) -> None:
+        """See `bpf.store.Store.write`. With ``connection``, through the application's
+        transaction, in a SAVEPOINT (see `bpf.store.sql.writer.Writer.write_through`)."""
+        if self.read_only:
+            raise StoreError(
+                f"{self.url}: cannot write: the store was opened read-only "
+                "(mode=ro or immutable=1 in the URL)"
+            )
+        if connection is None:
+            self._writer.write(ops)
+        else:
+            self._writer.write_through(ops, connection)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -122,7 +137,14 @@ class SQLStore(Store):
 
     @retry_dropped
     def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
-        return self._rows("cannot read flows", RECORD_FLOWS, {"record_id": record_id})
+        if entity is not None:
+            return self._rows("cannot read flows", RECORD_FLOWS,
+                              {"record_id": record_id, "entity": entity})
+        found = self._rows("cannot read flows", ID_FLOWS, {"record_id": record_id})
+        # A flow spanning two records of that id (a lead 42 and its opportunity 42) comes
+        # once per span: keep its first, in start order.
+        seen: set[str] = set()
+        return [r for r in found if not (r.id in seen or seen.add(r.id))]
 
     @retry_dropped
     def get_flow(self, flow_id: str) -> FlowRow | None:
@@ -135,14 +157,14 @@ class SQLStore(Store):
             return [StageChange(*r) for r in conn.execute(HISTORY, {"flow_id": flow_id})]
 
     @retry_dropped
-    def active_flow_id(self, record_id: str, entity: str | None = None) -> str | None:
+    def active_flow_id(self, record_id: str, entity: str) -> str | None:
         with self._db.reading("cannot read a record") as conn:
-            return conn.scalar(ACTIVE_FLOW, {"record_id": record_id})
+            return conn.scalar(ACTIVE_FLOW, {"record_id": record_id, "entity": entity})
 
     @retry_dropped
-    def last_change(self, record_id: str, entity: str | None = None) -> StageChange | None:
+    def last_change(self, record_id: str, entity: str) -> StageChange | None:
         with self._db.reading("cannot read a record") as conn:
-            r = conn.execute(LAST_CHANGE, {"record_id": record_id}).first()
+            r = conn.execute(LAST_CHANGE, {"record_id": record_id, "entity": entity}).first()
         return None if r is None else last_change(record_id, r)
 
     def iter_flows(
@@ -168,6 +190,37 @@ class SQLStore(Store):
             if len(rows) < _PAGE:
                 return
             after = rows[-1].id
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def save_definition(self, process: str, version: int, text: str, fingerprint: str) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.url}: cannot save a definition: opened read-only")
+        d = definitions.c
+        key = (d.process == process, d.version == version)
+        with self._db.errors("cannot save a definition"):
+            with self._db.transaction(write=True) as conn:
+                stored = conn.scalar(sa.select(d.fingerprint).where(*key))
+                if stored is None:
+                    conn.execute(definitions.insert().values(
+                        process=process, version=version, text=text, fingerprint=fingerprint))
+            if stored is not None and stored != fingerprint:
+                raise RegistrationError(definition_clash(process, version, stored, fingerprint))
+
+    @retry_dropped
+    def definition_text(self, process: str, version: int) -> str | None:
+        d = definitions.c
+        with self._db.reading("cannot read a definition") as conn:
+            return conn.scalar(
+                sa.select(d.text).where(d.process == process, d.version == version))
+
+    @retry_dropped
+    def definitions(self) -> list[tuple[str, int, str]]:
+        d = definitions.c
+        with self._db.reading("cannot read the definitions") as conn:
+            found = conn.execute(sa.select(d.process, d.version, d.fingerprint)
+                                 .order_by(d.process, d.version))
+            return [(p, v, f) for p, v, f in found]
 
     # -- reports: queries (see bpf.store.sql.reports) -------------------------------------------
 

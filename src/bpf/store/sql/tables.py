@@ -2,8 +2,10 @@
 
 ``bpf_flows`` holds one row per flow, ``bpf_flow_records`` the records each flow spans,
 ``bpf_history`` every history entry, ``bpf_records`` each record's active flow and last stage
-change, ``bpf_meta`` the schema version. Some columns are the store's own, derived at write
-time for the report queries (see `bpf.store.sql.rows`).
+change, ``bpf_definitions`` the canonical text of each registered definition, ``bpf_meta`` the
+schema version. A record is its (entity, record id): a lead 42 and an opportunity 42 are two
+records (schema version 2; version 1 keyed records by id alone). Some columns are the store's
+own, derived at write time for the report queries (see `bpf.store.sql.rows`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ flows = sa.Table(
     sa.Column("id", sa.String, primary_key=True),
     sa.Column("process", sa.String, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("record_id", sa.String, nullable=False),  # the primary record
+    sa.Column("record_id", sa.String, nullable=False),  # the primary record's id...
     sa.Column("stage", sa.String, nullable=False),
     sa.Column("stage_started_at", UTCDateTime, nullable=False),
     sa.Column("traversed", sa.Text, nullable=False),  # JSON list of stage ids
@@ -61,7 +63,8 @@ flows = sa.Table(
     sa.Column("changed_at", UTCDateTime, nullable=False),  # since when the stay clock runs
     sa.Column("entered", sa.Text, nullable=False),  # JSON list: stages ever entered
     sa.Column("advanced", sa.Text, nullable=False),  # JSON list: stages ever left forward
-    sa.UniqueConstraint("process", "record_id", name="uq_bpf_flows_process_record"),
+    sa.Column("entity", sa.String, nullable=False),  # ...and its entity (last: added by v2)
+    sa.UniqueConstraint("process", "entity", "record_id", name="uq_bpf_flows_process_record"),
     # Serves stage counts, status counts and stale flows without touching the table.
     sa.Index("ix_bpf_flows_report", "process", "status", "stage", "version", "stage_started_at"),
 )
@@ -75,7 +78,8 @@ flow_records = sa.Table(
     sa.Column("record_id", sa.String, nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
     sa.UniqueConstraint("flow_id", "position", name="uq_bpf_flow_records_position"),
-    sa.Index("ix_bpf_flow_records_record", "record_id"),
+    # (record_id, entity): serves a record's flows, and those of an id of any entity.
+    sa.Index("ix_bpf_flow_records_record", "record_id", "entity"),
 )
 
 history = sa.Table(
@@ -103,6 +107,7 @@ history = sa.Table(
 
 records = sa.Table(
     "bpf_records", metadata,
+    sa.Column("entity", sa.String, primary_key=True),
     sa.Column("record_id", sa.String, primary_key=True),
     sa.Column("active_flow_id", sa.String, sa.ForeignKey("bpf_flows.id")),
     # The latest stage change on the record, by any flow:
@@ -117,10 +122,19 @@ records = sa.Table(
     sa.Column("last_actor", sa.String),
 )
 
+definitions = sa.Table(
+    "bpf_definitions", metadata,
+    sa.Column("process", sa.String, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),  # the canonical text of the definition
+    sa.Column("fingerprint", sa.String, nullable=False),
+)
+
 #: The columns of a flow row, in the order `bpf.store.sql.rows` builds its parameters.
 FLOW_COLUMNS = (
     "id", "process", "version", "record_id", "stage", "stage_started_at", "traversed", "status",
     "started_at", "completed_at", "outcome", "revision", "changed_at", "entered", "advanced",
+    "entity",
 )
 #: The columns of a history entry as `bpf.StageChange` has them, in its field order.
 HISTORY_COLUMNS = (

@@ -14,13 +14,17 @@ read first; any other reads the state in its transaction, under the lock of the 
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bpf._errors import BpfError, ConcurrencyError, FlowExistsError, FlowNotFoundError, StoreError
-from bpf.store.base import InsertFlow, Op, SetActiveFlow, SetLastChange, UpdateFlow
+from bpf.store.base import AppendEvent, InsertFlow, Op, SetActiveFlow, SetLastChange, UpdateFlow
 from bpf.store.sql.connection import Database, WriteConnection, cause
 from bpf.store.sql.rows import (
     FlowState,
@@ -49,9 +53,13 @@ class Writer:
         self._statements: Statements | None = None  # compiled on the first write
         self._datetime = sqlite_datetime if db.sqlite else aware
         self._known: dict[str, FlowState] = {}
+        #: states written through an application's connection, kept when it commits
+        self._pending: weakref.WeakKeyDictionary[Connection, dict[str, FlowState]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def write(self, ops: Sequence[Op]) -> None:
-        """See `bpf.store.Store.write`."""
+        """See `bpf.store.Store.write`: in a transaction of the store's own."""
         if not ops:
             return
         inserted = [op for op in ops if type(op) is InsertFlow]
@@ -59,7 +67,7 @@ class Writer:
             _check_duplicate_inserts(inserted)
         if self._statements is None:
             self._statements = Statements(self._db.engine.dialect, self._db.schema)
-        single = self._single_move(ops)
+        single = self._single_move(ops, self._known)
         run = self._connection.run
         try:
             if single is None:
@@ -89,11 +97,113 @@ class Writer:
     def close(self) -> None:
         self._connection.close()
 
+    # -- inside the application's transaction ------------------------------------------------------
+
+    def write_through(self, ops: Sequence[Op], connection: Connection) -> None:
+        """See `bpf.store.Store.write`: through the application's ``connection``, inside its
+        transaction, which bpf neither begins, commits nor retries.
+
+        The ops run inside a SAVEPOINT: a refused or failed write leaves nothing of itself
+        in the application's transaction, and a duplicate start (an integrity error) does not
+        leave a PostgreSQL transaction aborted: bpf rolls back to the savepoint and raises
+        `bpf.FlowExistsError`. A single stage change on PostgreSQL is one statement, all or
+        nothing by itself, and a stale revision matches no row without an error: it runs
+        without the savepoint, so it costs what a move of the store's own costs. A database
+        error of that statement (a dropped connection...) leaves the transaction aborted,
+        for the application to roll back.
+
+        The flow states written here are kept (see `remember`) only once the application
+        commits: until then they describe revisions that may yet be rolled back.
+        """
+        if not ops:
+            return
+        if not isinstance(connection, Connection):
+            raise StoreError(
+                f"{self._db.url}: cannot write: the connection must be a SQLAlchemy Connection "
+                f"on the store's database, not {type(connection).__name__}"
+            )
+        if connection.dialect.name != self._db.dialect:
+            raise StoreError(
+                f"{self._db.url}: cannot write through a {connection.dialect.name} connection: "
+                f"the store is on {self._db.dialect}"
+            )
+        inserted = [op for op in ops if type(op) is InsertFlow]
+        if inserted:
+            _check_duplicate_inserts(inserted)
+        if self._statements is None:
+            self._statements = Statements(self._db.engine.dialect, self._db.schema)
+        pending = self._pending.get(connection)
+        known = self._known if pending is None else collections.ChainMap(pending, self._known)
+        single = self._single_move(ops, known)
+        sqlite = self._db.sqlite
+        with self._db.errors("cannot write"):
+            dbapi = connection.connection
+            cursor = dbapi.cursor()
+            try:
+                if sqlite and not dbapi.driver_connection.in_transaction:
+                    # The application's transaction, not begun yet by pysqlite (which begins
+                    # before its first change): begin it, so that the savepoint is inside it
+                    # and its release commits nothing.
+                    cursor.execute("BEGIN")
+                if single is not None and not sqlite:
+                    states = self._postgres_move(cursor, *single)
+                else:
+                    states = self._in_savepoint(cursor, ops, single, known, inserted)
+            finally:
+                cursor.close()
+        self._remember_on_commit(connection, states)
+
+    def _in_savepoint(
+        self, cursor: Any, ops: Sequence[Op], single: Any, known: Mapping[str, FlowState],
+        inserted: list[InsertFlow],
+    ) -> dict[str, FlowState]:
+        cursor.execute("SAVEPOINT bpf_write")
+        try:
+            if single is not None:
+                states = self._apply_move(cursor, *single)
+            else:
+                states = self._apply(cursor, ops, known)
+        except BaseException as exc:
+            cursor.execute("ROLLBACK TO SAVEPOINT bpf_write")
+            cursor.execute("RELEASE SAVEPOINT bpf_write")
+            if inserted and isinstance(exc, self._db.integrity_errors):
+                self._raise_if_taken(cursor, inserted)
+            raise
+        cursor.execute("RELEASE SAVEPOINT bpf_write")
+        return states
+
+    def _remember_on_commit(self, connection: Connection, states: dict[str, FlowState]) -> None:
+        """Keep ``states`` when the application's transaction on ``connection`` commits; drop
+        them on its rollback, or on the rollback of any savepoint of it (bpf's writes may have
+        been inside)."""
+        pending = self._pending.get(connection)
+        if pending is None:
+            pending = self._pending[connection] = {}
+
+            def committed(_conn: Any) -> None:
+                end()
+                self.remember(pending)
+
+            def end(*_args: Any) -> None:
+                for name, listener in listeners:
+                    sa.event.remove(connection, name, listener)
+                self._pending.pop(connection, None)
+
+            listeners = (("commit", committed), ("rollback", end), ("rollback_savepoint", end))
+            for name, listener in listeners:
+                sa.event.listen(connection, name, listener)
+        pending.update(states)
+
     # -- one stage change: the common case, with a path of its own --------------------------------
 
-    def _single_move(self, ops: Sequence[Op]) -> tuple[UpdateFlow, str, FlowState] | None:
-        """(the update, the record of its last change, the flow's known state) when ``ops`` are
-        one stage change of a flow this store knows at its revision; else None."""
+    def _single_move(
+        self, ops: Sequence[Op], known_states: Mapping[str, FlowState]
+    ) -> tuple[UpdateFlow, tuple[str, str], FlowState] | None:
+        """(the update, the (entity, record id) of its last change, the flow's known state) when
+        ``ops`` are one stage change of a flow this store knows at its revision; else None."""
+        # An AppendEvent last is left out: the SQL store keeps no outbox yet.
+        if len(ops) == 3 and type(ops[2]) is AppendEvent:
+            ops = ops[:2]
         if len(ops) != 2:
             return None
         update, last = ops
@@ -103,10 +213,10 @@ class Writer:
         entry = update.entries[0]
         if last.change is not entry and last.change != entry:
             return None
-        known = self._known.get(update.row.id)
+        known = known_states.get(update.row.id)
         if known is None or known.revision != update.expected_revision:
             return None
-        return update, last.record_id, known  # type: ignore[return-value]
+        return update, (last.entity, last.record_id), known  # type: ignore[return-value]
 
     def _plan_move(
         self, update: UpdateFlow, known: FlowState
@@ -119,7 +229,7 @@ class Writer:
                                     self._datetime), entry
 
     def _apply_move(
-        self, cursor: Any, update: UpdateFlow, record_id: str, known: FlowState
+        self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState
     ) -> dict[str, FlowState]:
         """SQLite: one stage change in three statements."""
         statements = self._statements
@@ -129,12 +239,12 @@ class Writer:
             self._raise_conflict(cursor, [flow])
         statements.execute(cursor, "insert_history", entry)
         statements.execute(
-            cursor, "upsert_last", last_params(record_id, update.entries[0], self._datetime)
+            cursor, "upsert_last", last_params(*record, update.entries[0], self._datetime)
         )
         return {update.row.id: state}
 
     def _postgres_move(
-        self, cursor: Any, update: UpdateFlow, record_id: str, known: FlowState
+        self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState
     ) -> dict[str, FlowState]:
         """PostgreSQL: one stage change as ONE autocommitted statement (data-modifying CTEs:
         the flow's UPDATE, and the history row and the record's last change inserted only if
@@ -143,7 +253,7 @@ class Writer:
         statements = self._statements
         assert statements is not None
         state, flow, entry = self._plan_move(update, known)
-        params = (*flow, *entry, *last_params(record_id, update.entries[0], aware))
+        params = (*flow, *entry, *last_params(*record, update.entries[0], aware))
         (updated,) = statements.execute(cursor, "single_move", params).fetchone()
         if updated != 1:
             self._raise_conflict(cursor, [flow])
@@ -151,16 +261,18 @@ class Writer:
 
     # -- any write ---------------------------------------------------------------------------------
 
-    def _apply(self, cursor: Any, ops: Sequence[Op]) -> dict[str, FlowState]:
+    def _apply(
+        self, cursor: Any, ops: Sequence[Op], known: Mapping[str, FlowState] | None = None
+    ) -> dict[str, FlowState]:
         """Write ``ops`` with ``cursor``; returns the state each written flow is left in."""
-        states = self._states(cursor, ops)
+        states = self._states(cursor, ops, self._known if known is None else known)
         dt = self._datetime
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         spans: list[tuple[Any, ...]] = []
         entries: list[tuple[Any, ...]] = []
-        active: dict[str, tuple[str, str]] = {}
-        last: dict[str, tuple[Any, ...]] = {}
+        active: dict[tuple[str, str], tuple[str, str, str]] = {}
+        last: dict[tuple[str, str], tuple[Any, ...]] = {}
         for op in ops:
             if type(op) is UpdateFlow:
                 row = op.row
@@ -171,10 +283,11 @@ class Writer:
                 state.revision = row.revision
                 updates.append(update_params(row, state, op.expected_revision, dt))
                 if op.new_records:
-                    positions = {rid: i for i, (_, rid) in enumerate(row.records)}
-                    spans.extend((row.id, e, rid, positions[rid]) for e, rid in op.new_records)
+                    positions = {record: i for i, record in enumerate(row.records)}
+                    spans.extend((row.id, e, rid, positions[e, rid]) for e, rid in op.new_records)
             elif type(op) is SetLastChange:
-                last[op.record_id] = last_params(op.record_id, op.change, dt)
+                key = (op.entity, op.record_id)
+                last[key] = last_params(op.entity, op.record_id, op.change, dt)
             elif type(op) is InsertFlow:
                 row = op.row
                 state = states[row.id]
@@ -183,7 +296,7 @@ class Writer:
                 inserts.append(insert_params(row, state, dt))
                 spans.extend((row.id, e, rid, i) for i, (e, rid) in enumerate(row.records))
             elif type(op) is SetActiveFlow:
-                active[op.record_id] = (op.record_id, op.flow_id)
+                active[op.entity, op.record_id] = (op.entity, op.record_id, op.flow_id)
         statements = self._statements
         assert statements is not None
         run = statements.execute
@@ -204,7 +317,9 @@ class Writer:
             run(cursor, "upsert_last", [last[k] for k in sorted(last)])
         return states
 
-    def _states(self, cursor: Any, ops: Sequence[Op]) -> dict[str, FlowState]:
+    def _states(
+        self, cursor: Any, ops: Sequence[Op], known_states: Mapping[str, FlowState]
+    ) -> dict[str, FlowState]:
         """The state of each flow ``ops`` write, before the write: new, known at its expected
         revision, or read from the store."""
         states: dict[str, FlowState] = {}
@@ -220,7 +335,7 @@ class Writer:
                 if type(op) is InsertFlow:
                     states[flow_id] = FlowState.new()
                     continue
-                known = self._known.get(flow_id)
+                known = known_states.get(flow_id)
                 if known is not None and known.revision == op.expected_revision:
                     states[flow_id] = known.copy()
                 else:
@@ -265,29 +380,45 @@ class Writer:
             f"change was made on revision {expected}; call flow.refresh() and try again"
         )
 
-    def _raise_if_exists(self, inserted: list[InsertFlow]) -> None:
-        """After a failed insert: `FlowExistsError` when a (process, record) is already taken."""
-        keys = [(op.row.process, op.row.records[0][1]) for op in inserted]
-        with self._db.reading("cannot write") as conn:
+    def _raise_if_exists(self, inserted: list[InsertFlow], conn: Any = None) -> None:
+        """After a failed insert: `FlowExistsError` when a (process, primary record) is already
+        taken. Read on ``conn`` (a SQLAlchemy Connection) if given, else in a read of its own."""
+        keys = [(op.row.process, *op.row.records[0]) for op in inserted]
+        c = flows.c
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self._db.reading("cannot write"))
             for chunk in _chunks(keys):
                 found = conn.execute(
-                    sa.select(flows.c.process, flows.c.record_id).where(
-                        sa.tuple_(flows.c.process, flows.c.record_id).in_(chunk)
+                    sa.select(c.process, c.entity, c.record_id).where(
+                        sa.tuple_(c.process, c.entity, c.record_id).in_(chunk)
                     ).limit(1)
                 ).first()
                 if found is not None:
-                    raise FlowExistsError(
-                        f"record {found.record_id!r} already has a {found.process!r} flow"
-                    )
+                    raise _exists(found.process, found.entity, found.record_id)
+
+
+    def _raise_if_taken(self, cursor: Any, inserted: list[InsertFlow]) -> None:
+        """After a failed insert inside the application's transaction: `FlowExistsError` when a
+        (process, primary record) is taken, read on its ``cursor`` (it sees its own flows)."""
+        assert self._statements is not None
+        for op in inserted:
+            key = (op.row.process, *op.row.records[0])
+            if self._statements.execute(cursor, "find_flow", key).fetchone() is not None:
+                raise _exists(*key)
+
+
+def _exists(process: str, entity: str, record_id: str) -> FlowExistsError:
+    return FlowExistsError(f"{entity} {record_id!r} already has a {process!r} flow")
 
 
 def _check_duplicate_inserts(inserted: list[InsertFlow]) -> None:
     """Two starts on one (process, primary record) in one write: `FlowExistsError`."""
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for op in inserted:
-        key = (op.row.process, op.row.records[0][1])
+        key = (op.row.process, *op.row.records[0])
         if key in seen:
-            raise FlowExistsError(f"record {key[1]!r} already has a {key[0]!r} flow")
+            raise _exists(*key)
         seen.add(key)
 
 
