@@ -118,9 +118,10 @@ def create_app(url: str | None = None, process: bpf.ProcessDefinition | None = N
 
     Actor = Annotated[bpf.Actor, Depends(current_actor)]
 
-    def shown(opportunity: Opportunity, actor: bpf.Actor) -> dict[str, Any]:
+    def shown(opportunity: Opportunity, actor: bpf.Actor, flow: bpf.Flow | None = None
+              ) -> dict[str, Any]:
         """The record and its process bar, as this actor sees them."""
-        flow = engine.flow(opportunity, definition.process)
+        flow = flow or engine.flow(opportunity, definition.process)
         columns = sa.inspect(Opportunity).column_attrs
         return {"opportunity": {c.key: getattr(opportunity, c.key) for c in columns},
                 "process": flow.view(actor)}
@@ -142,8 +143,8 @@ def create_app(url: str | None = None, process: bpf.ProcessDefinition | None = N
             opportunity = Opportunity(**body.model_dump(exclude_unset=True))
             session.add(opportunity)
             session.flush()  # gives the row its id, which the flow is keyed by
-            engine.start(definition.process, opportunity, actor=actor)
-            return shown(opportunity, actor)
+            flow = engine.start(definition.process, opportunity, actor=actor)
+            return shown(opportunity, actor, flow)
 
     @app.patch("/opportunities/{id}")
     def fill(id: int, body: Fields, actor: Actor) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def create_app(url: str | None = None, process: bpf.ProcessDefinition | None = N
                     flow.finish(body.outcome, **expected)
                 else:
                     getattr(flow, action)(**expected)
-                return shown(opportunity, actor)
+                return shown(opportunity, actor, flow)
         except bpf.ConcurrencyError as exc:
             # A stale click: nothing changed. Send the view of now, for the client to redraw.
             with Session(db) as session:

@@ -55,8 +55,8 @@ def fresh_look(url: str, process: str = PROCESS) -> dict[int, dict[str, Any]]:
     phase and status, and its flow's stage, phase, status, revision and moves."""
     db = database(url)
     engine = bpf.Engine(db)
-    engine.register(bpf.standard_process("opportunity-sales"))
-    engine.register(bpf.loads_process(GATED, source="gated.yaml"))
+    engine.register(bpf.standard_process(PROCESS) if process == PROCESS
+                    else bpf.loads_process(GATED, source="gated.yaml"))
     try:
         with Session(db) as session:
             rows = session.scalars(sa.select(Opportunity).order_by(Opportunity.id)).all()
