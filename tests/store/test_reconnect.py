@@ -79,3 +79,26 @@ def test_a_transaction_after_the_server_dropped_the_connection_succeeds(
     assert stored["opp-batch-2"].stage.id == "close"
     assert [h.kind for h in stored["opp-batch-2"].history] == ["start", "next", "next"]
     engine.close()
+
+
+def test_moves_go_on_after_the_server_dropped_every_pooled_connection(
+    postgres_server, postgres_url
+):
+    # The write connection and the pool's others all dropped at once: the retry must not
+    # take another dead connection from the pool.
+    url = sa.make_url(postgres_url).update_query_dict({"application_name": APP})
+    engine = bpf.Engine(url.render_as_string(hide_password=False))
+    engine.register(bpf.loads_process(PROCESS))
+    flows = [engine.start("reconnect", {"id": f"opp-{i}"}) for i in range(50)]
+    for _ in range(20):
+        held = [engine.store.engine.connect() for _ in range(4)]  # four in the pool
+        for conn in held:
+            conn.close()
+        assert drop_connections(postgres_server) >= 5
+        flows[0].next() if flows[0].stage.id == "qualify" else flows[0].previous()
+    assert drop_connections(postgres_server) >= 1
+    for flow in flows:  # 100 moves in a row, the first right after the drop
+        flow.next()
+        flow.next() if flow.stage.id == "develop" else flow.previous()
+    assert engine.store.stage_counts("reconnect") == {(1, "close"): 50}
+    engine.close()

@@ -350,7 +350,12 @@ class WriteConnection:
                         exc, connection.dbapi_connection, cursor)):
                 exc._bpf_dropped = True  # type: ignore[attr-defined]
                 self._connection = None
-                connection.invalidate()
+                # The pool's other connections were opened before the drop and are most
+                # likely dead too (a server restart, pg_terminate_backend, an idle session
+                # timeout drop them all): invalidate the whole pool, as SQLAlchemy does on a
+                # disconnect through a Connection, so the retry opens a new connection
+                # instead of taking another dead one.
+                self._db.engine.pool._invalidate(connection, exc)
             elif not isinstance(exc, Exception):
                 # Interrupted (KeyboardInterrupt...) with a statement perhaps in flight: the
                 # connection's state is unknown, so the next write takes a new one.
