@@ -194,14 +194,15 @@ class SQLStore(Store):
     # -- definitions ------------------------------------------------------------------------------
 
     def save_definition(self, process: str, version: int, text: str, fingerprint: str) -> None:
-        if self.read_only:
-            raise StoreError(f"{self.url}: cannot save a definition: opened read-only")
+        """See `bpf.store.Store.save_definition`. A read-only store writes nothing: a
+        definition it holds is checked, one it lacks is left unsaved (the engine reading it
+        has the definition anyway)."""
         d = definitions.c
         key = (d.process == process, d.version == version)
         with self._db.errors("cannot save a definition"):
-            with self._db.transaction(write=True) as conn:
+            with self._db.transaction(write=not self.read_only) as conn:
                 stored = conn.scalar(sa.select(d.fingerprint).where(*key))
-                if stored is None:
+                if stored is None and not self.read_only:
                     conn.execute(definitions.insert().values(
                         process=process, version=version, text=text, fingerprint=fingerprint))
             if stored is not None and stored != fingerprint:

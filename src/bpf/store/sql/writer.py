@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -57,6 +58,7 @@ class Writer:
         self._pending: weakref.WeakKeyDictionary[Connection, dict[str, FlowState]] = (
             weakref.WeakKeyDictionary()
         )
+        self._listening: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     def write(self, ops: Sequence[Op]) -> None:
         """See `bpf.store.Store.write`: in a transaction of the store's own."""
@@ -153,6 +155,11 @@ class Writer:
                 cursor.close()
         self._remember_on_commit(connection, states)
 
+    def _ended(self, connection: Connection, committed: bool, *_args: Any) -> None:
+        pending = self._pending.pop(connection, None)
+        if committed and pending:
+            self.remember(pending)
+
     def _in_savepoint(
         self, cursor: Any, ops: Sequence[Op], single: Any, known: Mapping[str, FlowState],
         inserted: list[InsertFlow],
@@ -179,19 +186,12 @@ class Writer:
         pending = self._pending.get(connection)
         if pending is None:
             pending = self._pending[connection] = {}
-
-            def committed(_conn: Any) -> None:
-                end()
-                self.remember(pending)
-
-            def end(*_args: Any) -> None:
-                for name, listener in listeners:
-                    sa.event.remove(connection, name, listener)
-                self._pending.pop(connection, None)
-
-            listeners = (("commit", committed), ("rollback", end), ("rollback_savepoint", end))
-            for name, listener in listeners:
-                sa.event.listen(connection, name, listener)
+            if connection not in self._listening:
+                # Listening for good: a listener may not be removed while its event runs.
+                self._listening.add(connection)
+                for name in ("commit", "rollback", "rollback_savepoint"):
+                    sa.event.listen(connection, name, functools.partial(
+                        self._ended, connection, name == "commit"))
         pending.update(states)
 
     # -- one stage change: the common case, with a path of its own --------------------------------
