@@ -15,6 +15,7 @@ from bpf._errors import (
     ConcurrencyError,
     DefinitionError,
     DefinitionWarning,
+    EventsPrunedError,
     FlowError,
     FlowExistsError,
     FlowNotFoundError,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from bpf.definition.standard import standard_process, standard_processes
     from bpf.runtime.engine import Engine
     from bpf.runtime.flow import Actor, Flow, FlowEvent
+    from bpf.store.base import Event
 
 # The definitions and the engine are imported on first use: the pytest plugin
 # (bpf.testing.plugin) is loaded in every pytest run of a project with bpf installed, and
@@ -52,6 +54,7 @@ _LAZY = {
     "Engine": "bpf.runtime.engine",
     **dict.fromkeys(("Actor", "Flow", "FlowEvent"), "bpf.runtime.flow"),
     "StageChange": "bpf._history",
+    "Event": "bpf.store.base",
 }
 # Subpackages reachable as attributes after a plain ``import bpf``, as when it imported them.
 _SUBMODULES = frozenset({"cli", "definition", "reports", "runtime", "store", "testing"})
@@ -73,6 +76,8 @@ __all__ = [
     "DefinitionError",
     "DefinitionWarning",
     "Engine",
+    "Event",
+    "EventsPrunedError",
     "Flow",
     "FlowError",
     "FlowEvent",

@@ -189,6 +189,11 @@ class ConcurrencyError(BpfError):
     """Someone else changed the flow since it was loaded; reload it and try again."""
 
 
+class EventsPrunedError(StoreError):
+    """A read of the outbox, or a consumer, asked for events older than the retention horizon:
+    they were pruned, so reading on would skip them silently."""
+
+
 # -- warnings ------------------------------------------------------------------------------------
 
 

@@ -306,8 +306,8 @@ def test_patch_schema_problems():
         "<string>:7:5: a removed stage takes no other keys than `id` and `remove: true`",
         "<string>:12:5: unknown key `probabilty` in stage patch (did you mean `probability`?); "
         "allowed keys: id, name, category, phase, entity, probability, forecast_category, "
-        "guidance, stale_after_days, steps, next, end, on_enter, on_exit, insert_after, "
-        "insert_before, remove",
+        "guidance, stale_after_days, steps, next, end, on_enter, on_exit, after_enter, "
+        "after_exit, insert_after, insert_before, remove",
         "<string>:14:13: unknown key `requires` in steps patch (did you mean `require`?); allowed "
         "keys: require, remove, add, change",
     ]

@@ -38,7 +38,7 @@ def test_unknown_key_names_the_allowed_keys_and_a_likely_fix():
         """) == [
         "<string>:7:5: unknown key `guidence` in stage (did you mean `guidance`?); allowed keys: "
         "id, name, category, phase, entity, probability, forecast_category, guidance, "
-        "stale_after_days, steps, next, end, on_enter, on_exit"
+        "stale_after_days, steps, next, end, on_enter, on_exit, after_enter, after_exit"
     ]
 
 
@@ -339,7 +339,7 @@ def test_every_problem_of_a_file_is_reported_at_once():
         "at line 5, column 9)",
         "<string>:11:5: unknown key `nme` in stage (did you mean `name`?); allowed keys: id, "
         "name, category, phase, entity, probability, forecast_category, guidance, "
-        "stale_after_days, steps, next, end, on_enter, on_exit",
+        "stale_after_days, steps, next, end, on_enter, on_exit, after_enter, after_exit",
     ]
 
 

@@ -169,7 +169,7 @@ def register_all(
             warnings.simplefilter("ignore", bpf.PipelineFieldWarning)
         for definition in definitions:
             for stage in definition.stages:
-                for name in (*stage.on_enter, *stage.on_exit):
+                for name in stage.actions:
                     engine.actions.setdefault(name, stand_in(name))
             engine.register(definition)
 

@@ -31,6 +31,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def actions_text(stage: Stage) -> str:
+    """The stage's actions by when they run: ``on_enter: a; after_enter: mail`` (on_* inside
+    the change, after_* once it committed)."""
+    return "; ".join(
+        f"{when}: {', '.join(names)}"
+        for when, names in (("on_enter", stage.on_enter), ("on_exit", stage.on_exit),
+                            ("after_enter", stage.after_enter), ("after_exit", stage.after_exit))
+        if names
+    )
+
+
 def next_text(definition: ProcessDefinition, stage: Stage) -> str:
     """Where a flow goes after ``stage``: ``develop``, or ``fast if x > 1; else develop``."""
     branches = definition.branches(stage.id)
@@ -97,6 +108,9 @@ def render(definition: ProcessDefinition) -> str:
         else:
             lines.append("   no steps")
         lines.append(f"   next: {next_text(d, stage)}")
+        actions = actions_text(stage)
+        if actions:
+            lines.append(f"   actions: {actions}")
     if any(s.required_steps for s in d.stages):
         lines.append("")
         lines.append("* required: the flow cannot leave the stage until it is filled in")

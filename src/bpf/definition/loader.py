@@ -248,6 +248,8 @@ def _stage(data: Mapping[str, Any], entity: str, categories: tuple[str, ...]) ->
         stale_after_days=_number(data.get("stale_after_days")),
         on_enter=tuple(data.get("on_enter", ())),
         on_exit=tuple(data.get("on_exit", ())),
+        after_enter=tuple(data.get("after_enter", ())),
+        after_exit=tuple(data.get("after_exit", ())),
     )
 
 

@@ -192,6 +192,15 @@ class Stage:
         default=None, validator=_within(0, MAX_STALE_AFTER_DAYS, above=True))
     on_enter: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     on_exit: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    #: actions run once the change entering (leaving) the stage has committed, delivered
+    #: through the outbox (docs/outbox.md); on_enter/on_exit run inside the change
+    after_enter: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    after_exit: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Every action name the stage names (on_enter, on_exit, after_enter, after_exit)."""
+        return (*self.on_enter, *self.on_exit, *self.after_enter, *self.after_exit)
 
     @property
     def required_steps(self) -> tuple[Step, ...]:

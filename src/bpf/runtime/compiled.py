@@ -32,6 +32,9 @@ class CompiledStage:
     branches: tuple[tuple[Test | None, str], ...]
     on_enter: tuple[tuple[str, Callable[..., Any]], ...]
     on_exit: tuple[tuple[str, Callable[..., Any]], ...]
+    #: run after the commit, by the outbox's delivery (`bpf.runtime.outbox`)
+    after_enter: tuple[tuple[str, Callable[..., Any]], ...] = ()
+    after_exit: tuple[tuple[str, Callable[..., Any]], ...] = ()
 
     @property
     def is_last(self) -> bool:
@@ -77,6 +80,8 @@ def compile_process(
             ),
             on_enter=resolve(stage, stage.on_enter, "on_enter"),
             on_exit=resolve(stage, stage.on_exit, "on_exit"),
+            after_enter=resolve(stage, stage.after_enter, "after_enter"),
+            after_exit=resolve(stage, stage.after_exit, "after_exit"),
         )
         for stage in definition.stages
     }

@@ -41,10 +41,11 @@ from bpf.runtime.flow import Actor, Flow, FlowEvent
 from bpf.runtime.hooks import EVENTS, Hooks
 from bpf.runtime.identity import IdentityMap, new_flow_id
 from bpf.runtime.moves import Moves
+from bpf.runtime.outbox import AfterActions, Consumer
 from bpf.runtime.records import field_getter
 from bpf.runtime.registry import Registry
 from bpf.runtime.transaction import Transactions
-from bpf.store.base import FlowRow, Store
+from bpf.store.base import Event, FlowRow, Store
 
 
 class Engine(Moves):
@@ -85,6 +86,8 @@ class Engine(Moves):
         self._flows = IdentityMap(strong=not self._store.durable)
         self._tx = Transactions(self._store, self._hooks, self._flows, self._lock)
         self._records = Records(self._bindings, self._registry, self._tx, self._lock)
+        self._after = AfterActions(self._store, self._registry)
+        self._tx.after_commit = self._after.after_commit
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -448,6 +451,36 @@ class Engine(Moves):
     def _bind(self, flow: Flow, record: Any) -> None:
         with self._lock:
             self._records.bind(flow, record)
+
+    # -- the outbox (docs/outbox.md) ------------------------------------------------------------
+
+    def events(self, after: int | None = None, *, limit: int = 100,
+               process: str | None = None) -> list[Event]:
+        """Up to ``limit`` committed changes with a seq above ``after`` (None: from the oldest
+        kept), in commit order, as `bpf.Event` values; only ``process``'s, if given.
+        `bpf.EventsPrunedError` when events above ``after`` were pruned."""
+        return self._store.read_events(after, limit, process)
+
+    def consumer(self, name: str, *, process: str | None = None,
+                 lease: float = 30.0) -> Consumer:
+        """A named consumer of the outbox: its position is kept in the store, each event is
+        delivered at least once and acknowledged (`Consumer.ack`); several workers sharing a
+        name share the events, one flow's events in order. ``lease`` is how long a worker
+        holds a partition it does not acknowledge (SQLite and memory; on PostgreSQL a
+        worker's row lock ends with its connection)."""
+        return Consumer(self._store, name, process=process, lease=lease)
+
+    def deliver(self, *, limit: int | None = None) -> int:
+        """Run the after_enter/after_exit actions of committed changes not yet delivered (a
+        process that died after a commit left them); returns how many events were handled.
+        Delivery also runs right after each commit whose stages have such actions.
+        `bpf.HookError` when an action fails: its event is delivered again next time."""
+        return self._after.deliver(limit)
+
+    def prune_events(self, before: datetime) -> int:
+        """Delete events committed before ``before``, whatever any consumer has read; a
+        consumer behind them then gets `bpf.EventsPrunedError`. Returns how many."""
+        return self._store.prune_events(as_utc(before))
 
     def close(self) -> None:
         """Release the store's connections."""

@@ -101,7 +101,7 @@ class Registry:
         from bpf.definition.loader import loads_process
 
         definition = loads_process(text, source=f"<{name} v{version}, stored>")
-        names = {n for s in definition.stages for n in (*s.on_enter, *s.on_exit)}
+        names = {n for s in definition.stages for n in s.actions}
         stubs = {n: _unregistered(name, version) for n in names}
         compiled = attrs.evolve(compile_process(definition, stubs), registered=False)
         with self._lock:

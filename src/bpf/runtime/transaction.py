@@ -21,6 +21,7 @@ from bpf.runtime.core import Change
 from bpf.runtime.flow import Flow, FlowEvent
 from bpf.runtime.hooks import Hooks, run_actions
 from bpf.runtime.identity import IdentityMap, new_event_id
+from bpf.runtime.outbox import ACTION_KINDS
 from bpf.runtime.records import set_field
 from bpf.store.base import (
     AppendEvent,
@@ -89,8 +90,8 @@ class Unit:
     """The changes of one batch, or of one application transaction bpf joined: their writes,
     how to undo them, what to run after commit."""
 
-    __slots__ = ("after", "connection", "events", "flows", "records", "saves", "session",
-                 "snapshots", "started")
+    __slots__ = ("after", "connection", "deliver", "events", "flows", "records", "saves",
+                 "session", "snapshots", "started")
 
     def __init__(self, connection: Any = None) -> None:
         #: the application's connection bpf writes through (None: a batch bpf commits itself)
@@ -106,6 +107,8 @@ class Unit:
         #: flows this unit started (the engine forgets them if it rolls back)
         self.started: list[Flow] = []
         self.after: list[Callable[[], None]] = []
+        #: whether a change of the unit has after_enter/after_exit actions to deliver
+        self.deliver = False
         #: records whose fields bpf wrote, with the save function of their entity
         self.saves: dict[int, tuple[Callable[[Any], Any], Any]] = {}
 
@@ -209,6 +212,9 @@ class Transactions:
         self._lock = lock
         #: the open batch or joined transaction, if any
         self.unit: Unit | None = None
+        #: delivers after_enter/after_exit actions once a change committed (`bpf.runtime.outbox`):
+        #: called with the flow id, or None for every partition after a unit
+        self.after_commit: Callable[[str | None], None] | None = None
 
     def apply(
         self, flow: Flow, change: Change, record: Any, bound: tuple[Any, ...],
@@ -282,6 +288,14 @@ class Transactions:
         except BaseException:
             _new(Snapshot, (flow, state, old_compiled, stage, old_bound, length, undos)).restore()
             raise
+        target = change.target
+        if (target.after_enter or (change.source is not None and change.source.after_exit)) \
+                and self.after_commit is not None and change.kind in ACTION_KINDS:
+            if unit is None:
+                self.after_commit(change.after.id)
+            elif not unit.deliver:
+                unit.deliver = True
+                unit.after.append(functools.partial(self.after_commit, None))
         if quiet:
             return
         after = change.after

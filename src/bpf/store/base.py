@@ -12,12 +12,14 @@ the engine's transaction unit folds a batch's many moves of one flow into one op
 from __future__ import annotations
 
 import statistics
+import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from bpf._errors import StoreError
 from bpf._history import StageChange, stays
 
 
@@ -133,6 +135,26 @@ class AppendEvent(NamedTuple):
 
 Op = InsertFlow | UpdateFlow | SetActiveFlow | SetLastChange | AppendEvent
 
+#: Events are spread over this many partitions by flow id (`partition_of`): a consumer's
+#: workers each hold one partition at a time, so one flow's events reach one worker at a
+#: time, in order.
+PARTITIONS = 16
+
+
+def partition_of(flow_id: str) -> int:
+    """The outbox partition of a flow's events (stable across processes and machines)."""
+    return zlib.crc32(flow_id.encode()) % PARTITIONS
+
+
+class Claim(NamedTuple):
+    """Events a consumer's worker holds: the next events of one partition, leased to it until
+    it acknowledges them, releases them, or the lease runs out."""
+
+    partition: int
+    #: the seq of the partition's last acknowledged event (0: none yet)
+    position: int
+    events: tuple[Event, ...]
+
 
 class Store(ABC):
     """Where flows live. `MemoryStore` in memory; `SQLStore` in SQLite or PostgreSQL."""
@@ -204,6 +226,54 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    # -- the outbox (docs/outbox.md) ------------------------------------------------------------
+    # Every store that takes `AppendEvent` ops answers these; the defaults say it does not.
+
+    def read_events(
+        self, after: int | None = None, limit: int = 100, process: str | None = None
+    ) -> list[Event]:
+        """Up to ``limit`` events with a seq above ``after`` (None: from the oldest kept), in
+        seq order; `bpf.EventsPrunedError` when events above ``after`` were pruned."""
+        raise self._no_outbox()
+
+    def claim_events(
+        self, consumer: str, worker: str, *, limit: int = 100, lease: float = 30.0,
+        partition: int | None = None,
+    ) -> Claim | None:
+        """For ``worker`` of ``consumer``: release what it holds, then lease one partition
+        with unacknowledged events (``partition``, or any free one, the furthest behind
+        first) and return its next events; None when there is none to take. A consumer
+        seen for the first time starts at the oldest kept event. `bpf.EventsPrunedError`
+        when the partition's position is behind the retention horizon."""
+        raise self._no_outbox()
+
+    def ack_events(
+        self, consumer: str, worker: str, partition: int, position: int, *,
+        release: bool = False,
+    ) -> bool:
+        """Record that ``worker`` of ``consumer`` handled ``partition`` up to seq ``position``
+        (and, with ``release``, let the partition go); False when its lease was lost (another
+        worker took the partition over and will handle those events again)."""
+        raise self._no_outbox()
+
+    def release_events(self, consumer: str, worker: str) -> None:
+        """Let go of every partition ``worker`` of ``consumer`` holds, unacknowledged events
+        included (another worker, or this one, takes them again)."""
+        raise self._no_outbox()
+
+    def prune_events(self, before: datetime) -> int:
+        """Delete the events committed before ``before`` (their ``at``), whatever any consumer
+        has read; returns how many. Reading behind them raises `bpf.EventsPrunedError`."""
+        raise self._no_outbox()
+
+    def wait_events(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a new event to be committed; True when one may
+        have been (callers read to find out)."""
+        raise self._no_outbox()
+
+    def _no_outbox(self) -> Exception:
+        return StoreError(f"{self.url or type(self).__name__}: this store keeps no outbox")
 
     # -- reports ---------------------------------------------------------------------------------
     # These defaults read every flow of the process (and, for some, its history): right for the

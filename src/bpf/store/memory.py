@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
 
-from bpf._errors import ConcurrencyError, FlowExistsError, FlowNotFoundError, RegistrationError
+from bpf._errors import (
+    ConcurrencyError,
+    EventsPrunedError,
+    FlowExistsError,
+    FlowNotFoundError,
+    RegistrationError,
+)
 from bpf._history import StageChange
 from bpf.store.base import (
+    PARTITIONS,
     AppendEvent,
+    Claim,
     Event,
     FlowRow,
     InsertFlow,
@@ -17,6 +31,7 @@ from bpf.store.base import (
     Store,
     UpdateFlow,
     definition_clash,
+    partition_of,
 )
 
 
@@ -42,8 +57,16 @@ class MemoryStore(Store):
         self._records: dict[tuple[str, str], _RecordState] = {}
         self._flows: dict[str, FlowRow] = {}
         self._history: dict[str, list[StageChange]] = {}
-        self._events: list[Event] = []
         self._seq = 0
+        self._outbox = threading.Condition(threading.Lock())
+        self._events: list[Event] = []
+        self._first = 0  # events before this index are pruned
+        self._parts: list[list[Event]] = [[] for _ in range(PARTITIONS)]
+        self._part_first = [0] * PARTITIONS
+        #: the seq of the last pruned event, overall and per partition
+        self._horizon = 0
+        self._part_horizon = [0] * PARTITIONS
+        self._consumers: dict[str, list[list[Any]]] = {}
         self._definitions: dict[tuple[str, int], tuple[str, str]] = {}
 
     def _record(self, key: tuple[str, str]) -> _RecordState:
@@ -162,7 +185,146 @@ class MemoryStore(Store):
         return sorted((p, v, f) for (p, v), (_, f) in self._definitions.items())
 
     # -- the outbox ------------------------------------------------------------------------------
+    # The last `max_events` events stay in memory (a million moves would otherwise keep a
+    # million events): older ones are pruned as new ones come, and a reader or consumer
+    # behind them gets `bpf.EventsPrunedError` rather than a silent gap. Events live in one
+    # list per partition (a consumer's worker reads one) and a global one (`read_events`), each
+    # trimmed from the front by an offset, compacted now and then.
+
+    #: events kept in memory; older ones are pruned as new ones are appended
+    max_events = 100_000
 
     def _append_event(self, event: Event) -> None:
-        self._seq += 1
-        self._events.append(event._replace(seq=self._seq))
+        # Called inside `write`, under the engine's lock; the outbox lock orders it with
+        # consumers in other threads.
+        with self._outbox:
+            self._seq += 1
+            event = event._replace(seq=self._seq)
+            self._events.append(event)
+            self._parts[partition_of(event.flow_id)].append(event)
+            kept = len(self._events) - self._first
+            if kept > self.max_events:  # drop a hundredth at a time: amortized
+                self._drop_oldest(kept - self.max_events + self.max_events // 100)
+            self._outbox.notify_all()
+
+    def _drop_oldest(self, count: int) -> None:
+        for event in self._events[self._first:self._first + count]:
+            p = partition_of(event.flow_id)
+            self._part_first[p] += 1
+            self._part_horizon[p] = event.seq
+            self._horizon = event.seq
+        self._first += count
+        if self._first > 4096 and self._first * 2 > len(self._events):
+            del self._events[:self._first]
+            self._first = 0
+        for p, first in enumerate(self._part_first):
+            if first > 1024 and first * 2 > len(self._parts[p]):
+                del self._parts[p][:first]
+                self._part_first[p] = 0
+
+    def read_events(
+        self, after: int | None = None, limit: int = 100, process: str | None = None
+    ) -> list[Event]:
+        with self._outbox:
+            if after is not None and after < self._horizon:
+                raise _pruned(f"events after {after}", self._horizon)
+            events, first = self._events, self._first
+            start = bisect.bisect_right(events, after or 0, lo=first, key=_seq)
+            if process is None:
+                return events[start:start + limit]
+            found: list[Event] = []
+            for event in itertools.islice(events, start, None):
+                if event.process == process:
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+            return found
+
+    def claim_events(
+        self, consumer: str, worker: str, *, limit: int = 100, lease: float = 30.0,
+        partition: int | None = None,
+    ) -> Claim | None:
+        now = time.monotonic()  # leases in memory never leave this process
+        with self._outbox:
+            parts = self._consumer(consumer)
+            for p in parts:
+                if p[1] == worker:
+                    p[1] = None
+            candidates = range(PARTITIONS) if partition is None else (partition,)
+            best = None
+            for i in candidates:
+                position, owner, until = parts[i]
+                if owner is not None and until > now:
+                    continue
+                if position < self._part_horizon[i]:
+                    raise _pruned(f"consumer {consumer!r} (partition {i} at {position})",
+                                  self._part_horizon[i])
+                events = self._parts[i]
+                if events and events[-1].seq > position and (
+                        best is None or position < parts[best][0]):
+                    best = i
+            if best is None:
+                return None
+            parts[best][1:] = [worker, now + lease]
+            events, position = self._parts[best], parts[best][0]
+            start = bisect.bisect_right(events, position, lo=self._part_first[best], key=_seq)
+            return Claim(best, position, tuple(events[start:start + limit]))
+
+    def ack_events(
+        self, consumer: str, worker: str, partition: int, position: int, *,
+        release: bool = False,
+    ) -> bool:
+        with self._outbox:
+            part = self._consumer(consumer)[partition]
+            if part[1] != worker:
+                return False
+            part[0] = max(part[0], position)
+            if release:
+                part[1] = None
+            return True
+
+    def release_events(self, consumer: str, worker: str) -> None:
+        with self._outbox:
+            for part in self._consumer(consumer):
+                if part[1] == worker:
+                    part[1] = None
+
+    def prune_events(self, before: datetime) -> int:
+        with self._outbox:
+            events = self._events
+            count = 0
+            for event in itertools.islice(events, self._first, None):
+                if event.at >= before:
+                    break
+                count += 1
+            # Events are appended in commit order and `at` comes from the engine's clock: the
+            # first event at or after ``before`` ends the pruning (a clock run backwards keeps
+            # a few older events a while longer, never loses a newer one).
+            if count:
+                self._drop_oldest(count)
+            return count
+
+    def wait_events(self, timeout: float) -> bool:
+        with self._outbox:
+            seq = self._seq
+            self._outbox.wait_for(lambda: self._seq != seq, timeout)
+            return self._seq != seq
+
+    def _consumer(self, name: str) -> list[list[Any]]:
+        """The consumer's [position, owner, lease until] per partition; a new consumer starts
+        at the oldest kept event."""
+        parts = self._consumers.get(name)
+        if parts is None:
+            parts = self._consumers[name] = [[h, None, 0.0] for h in self._part_horizon]
+        return parts
+
+
+def _seq(event: Event) -> int:
+    return event.seq
+
+
+def _pruned(what: str, horizon: int) -> EventsPrunedError:
+    return EventsPrunedError(
+        f"{what}: events up to {horizon} were pruned (the memory store keeps the last "
+        f"{MemoryStore.max_events}); start a new consumer, or read from after={horizon}"
+    )

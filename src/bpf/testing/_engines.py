@@ -46,7 +46,7 @@ def open_engine(
     engine = _call_factory(factory or Engine, url)
     for definition in definitions:
         for stage in definition.stages:
-            for name in (*stage.on_enter, *stage.on_exit):
+            for name in stage.actions:
                 engine.actions.setdefault(name, _noop_action)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PipelineFieldWarning)
