@@ -16,7 +16,8 @@ from bpf.store.sql import SQLStore
 from bpf.store.sql import schema as sql_schema
 
 TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records",
-          "bpf_definitions"}
+          "bpf_definitions", "bpf_events", "bpf_event_counter", "bpf_event_horizons",
+          "bpf_consumers"}
 
 
 def tables(url: str, schema: str | None = None) -> set[str]:
@@ -41,9 +42,9 @@ def test_the_schema_is_created_on_first_use_and_carries_its_version(persistent_u
     store = SQLStore(persistent_url)
 
     assert tables(persistent_url) >= TABLES
-    assert store.schema_version() == sql.SCHEMA_VERSION == 2
+    assert store.schema_version() == sql.SCHEMA_VERSION == 3
     store.close()
-    assert SQLStore(persistent_url).schema_version() == 2  # opened again: left as it is
+    assert SQLStore(persistent_url).schema_version() == 3  # opened again: left as it is
 
 
 def test_a_sqlite_file_is_created_on_first_use(tmp_path):

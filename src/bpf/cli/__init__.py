@@ -16,11 +16,21 @@ import warnings
 from collections.abc import Sequence
 
 import bpf
-from bpf.cli import _demo, _diagram, _history, _import, _reports, _run, _show, _validate
+from bpf.cli import (
+    _demo,
+    _diagram,
+    _events,
+    _history,
+    _import,
+    _reports,
+    _run,
+    _show,
+    _validate,
+)
 from bpf.cli._common import one_line
 
 #: The subcommands, in the order ``bpf --help`` lists them.
-COMMANDS = (_validate, _show, _diagram, _demo, _run, _reports, _history, _import)
+COMMANDS = (_validate, _show, _diagram, _demo, _run, _reports, _history, _events, _import)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from bpf.store.sql import outbox
 from bpf.store.sql.tables import (
     FLOW_COLUMNS,
     HISTORY_COLUMNS,
@@ -116,9 +117,10 @@ _FIND_FLOW = sa.select(flows.c.id).where(
 )
 
 
-def _single_move_statement() -> Any:
+def _single_move_statement(with_event: bool = False) -> Any:
     """PostgreSQL: update a flow at its expected revision and, only if that matched, insert
-    its history row and upsert the record's last change; selects how many flows matched."""
+    its history row and upsert the record's last change (and, ``with_event``, its outbox
+    event, numbered and notified: `bpf.store.sql.outbox`); selects how many flows matched."""
 
     def params(table: sa.Table, prefix: str, columns: Sequence[str]) -> sa.Select[Any]:
         return sa.select(*(
@@ -144,7 +146,10 @@ def _single_move_statement() -> Any:
         index_elements=[records.c.entity, records.c.record_id],
         set_={c: last.excluded[c] for c in LAST_COLUMNS},
     ).cte("last")
-    return sa.select(sa.func.count()).select_from(updated).add_cte(entry).add_cte(last)
+    statement = sa.select(sa.func.count()).select_from(updated).add_cte(entry).add_cte(last)
+    if with_event:
+        statement = statement.add_cte(*outbox.single_move_ctes(updated, params))
+    return statement
 
 
 def _upserts(dialect: str) -> tuple[Any, Any]:
@@ -201,8 +206,14 @@ class Statements:
         add("upsert_last", upsert_last, LAST_ORDER, LAST_ORDER)
         add("flow_state", _FLOW_STATE, ("id",))
         add("find_flow", _FIND_FLOW, ("process", "entity", "record_id"))
+        event_insert, event_order = outbox.insert_statement(dialect.name)
+        add("insert_event", event_insert, event_order, event_order)
         if dialect.name != "sqlite":
             add("single_move", _single_move_statement(), SINGLE_MOVE_ORDER)
+            add("single_move_event", _single_move_statement(with_event=True),
+                (*SINGLE_MOVE_ORDER, *(f"e_{c}" for c in outbox.EVENT_COLUMNS)))
+        #: PostgreSQL: take n event numbers and notify (see `bpf.store.sql.outbox`)
+        self.take_seqs = outbox.take_seqs_sql(schema)
 
     def execute(self, cursor: Any, name: str, params: Any) -> Any:
         """Run statement ``name`` on ``cursor`` with one tuple, or a list of them; the cursor."""

@@ -12,9 +12,10 @@ from sqlalchemy.engine import Connection
 
 from bpf._errors import RegistrationError, StoreError
 from bpf._history import StageChange
-from bpf.store.base import FlowRow, Op, StageTime, Store, definition_clash
+from bpf.store.base import Claim, Event, FlowRow, Op, StageTime, Store, definition_clash
 from bpf.store.sql import reports
 from bpf.store.sql.connection import Database, engine_from_url, retry_dropped
+from bpf.store.sql.outbox import Outbox
 from bpf.store.sql.rows import FlowState, flow_rows, last_change
 from bpf.store.sql.schema import open_schema
 from bpf.store.sql.schema import schema_version as stored_version
@@ -83,6 +84,7 @@ class SQLStore(Store):
         #: the store reads and never writes, not even to open (writes raise `bpf.StoreError`).
         self.read_only = self._db.read_only
         self._writer = Writer(self._db)
+        self._outbox = Outbox(self._db)
         try:
             with self._db.errors("cannot open the store"):
                 open_schema(self._db)
@@ -105,6 +107,7 @@ class SQLStore(Store):
     def close(self) -> None:
         """Release connections (a caller's own Engine is left to the caller)."""
         self._writer.close()
+        self._outbox.close()
         self._db.dispose()
 
     def __repr__(self) -> str:
@@ -222,6 +225,35 @@ class SQLStore(Store):
             found = conn.execute(sa.select(d.process, d.version, d.fingerprint)
                                  .order_by(d.process, d.version))
             return [(p, v, f) for p, v, f in found]
+
+    # -- the outbox (see bpf.store.sql.outbox) ---------------------------------------------------
+
+    @retry_dropped
+    def read_events(
+        self, after: int | None = None, limit: int = 100, process: str | None = None
+    ) -> list[Event]:
+        return self._outbox.read(after, limit, process)
+
+    def claim_events(
+        self, consumer: str, worker: str, *, limit: int = 100, lease: float = 30.0,
+        partition: int | None = None,
+    ) -> Claim | None:
+        return self._outbox.claim(consumer, worker, limit, lease, partition)
+
+    def ack_events(
+        self, consumer: str, worker: str, partition: int, position: int, *,
+        release: bool = False,
+    ) -> bool:
+        return self._outbox.ack(consumer, worker, partition, position, release)
+
+    def release_events(self, consumer: str, worker: str) -> None:
+        self._outbox.release(consumer, worker)
+
+    def prune_events(self, before: datetime) -> int:
+        return self._outbox.prune(before)
+
+    def wait_events(self, timeout: float) -> bool:
+        return self._outbox.wait(timeout)
 
     # -- reports: queries (see bpf.store.sql.reports) -------------------------------------------
 

@@ -25,8 +25,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bpf._errors import BpfError, ConcurrencyError, FlowExistsError, FlowNotFoundError, StoreError
-from bpf.store.base import AppendEvent, InsertFlow, Op, SetActiveFlow, SetLastChange, UpdateFlow
+from bpf.store.base import (
+    AppendEvent,
+    Event,
+    InsertFlow,
+    Op,
+    SetActiveFlow,
+    SetLastChange,
+    UpdateFlow,
+)
 from bpf.store.sql.connection import Database, WriteConnection, cause
+from bpf.store.sql.outbox import event_params
 from bpf.store.sql.rows import (
     FlowState,
     aware,
@@ -198,11 +207,13 @@ class Writer:
 
     def _single_move(
         self, ops: Sequence[Op], known_states: Mapping[str, FlowState]
-    ) -> tuple[UpdateFlow, tuple[str, str], FlowState] | None:
-        """(the update, the (entity, record id) of its last change, the flow's known state) when
-        ``ops`` are one stage change of a flow this store knows at its revision; else None."""
-        # An AppendEvent last is left out: the SQL store keeps no outbox yet.
+    ) -> tuple[UpdateFlow, tuple[str, str], FlowState, Event | None] | None:
+        """(the update, the (entity, record id) of its last change, the flow's known state, its
+        outbox event) when ``ops`` are one stage change of a flow this store knows at its
+        revision; else None."""
+        event = None
         if len(ops) == 3 and type(ops[2]) is AppendEvent:
+            event = ops[2].event
             ops = ops[:2]
         if len(ops) != 2:
             return None
@@ -216,7 +227,7 @@ class Writer:
         known = known_states.get(update.row.id)
         if known is None or known.revision != update.expected_revision:
             return None
-        return update, (last.entity, last.record_id), known  # type: ignore[return-value]
+        return update, (last.entity, last.record_id), known, event  # type: ignore[return-value]
 
     def _plan_move(
         self, update: UpdateFlow, known: FlowState
@@ -229,9 +240,10 @@ class Writer:
                                     self._datetime), entry
 
     def _apply_move(
-        self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState
+        self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState,
+        event: Event | None,
     ) -> dict[str, FlowState]:
-        """SQLite: one stage change in three statements."""
+        """SQLite: one stage change in three statements, four with its event."""
         statements = self._statements
         assert statements is not None
         state, flow, entry = self._plan_move(update, known)
@@ -241,10 +253,13 @@ class Writer:
         statements.execute(
             cursor, "upsert_last", last_params(*record, update.entries[0], self._datetime)
         )
+        if event is not None:
+            self._append_events(cursor, [event_params(event, self._datetime)])
         return {update.row.id: state}
 
     def _postgres_move(
-        self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState
+        self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState,
+        event: Event | None,
     ) -> dict[str, FlowState]:
         """PostgreSQL: one stage change as ONE autocommitted statement (data-modifying CTEs:
         the flow's UPDATE, and the history row and the record's last change inserted only if
@@ -254,7 +269,12 @@ class Writer:
         assert statements is not None
         state, flow, entry = self._plan_move(update, known)
         params = (*flow, *entry, *last_params(*record, update.entries[0], aware))
-        (updated,) = statements.execute(cursor, "single_move", params).fetchone()
+        if event is None:
+            (updated,) = statements.execute(cursor, "single_move", params).fetchone()
+        else:
+            # The event too, numbered and NOTIFYed in the same statement (bpf.store.sql.outbox).
+            params = (*params, *event_params(event, aware))
+            (updated,) = statements.execute(cursor, "single_move_event", params).fetchone()
         if updated != 1:
             self._raise_conflict(cursor, [flow])
         return {update.row.id: state}
@@ -273,6 +293,7 @@ class Writer:
         entries: list[tuple[Any, ...]] = []
         active: dict[tuple[str, str], tuple[str, str, str]] = {}
         last: dict[tuple[str, str], tuple[Any, ...]] = {}
+        appended: list[tuple[Any, ...]] = []
         for op in ops:
             if type(op) is UpdateFlow:
                 row = op.row
@@ -297,6 +318,8 @@ class Writer:
                 spans.extend((row.id, e, rid, i) for i, (e, rid) in enumerate(row.records))
             elif type(op) is SetActiveFlow:
                 active[op.entity, op.record_id] = (op.entity, op.record_id, op.flow_id)
+            elif type(op) is AppendEvent:
+                appended.append(event_params(op.event, dt))
         statements = self._statements
         assert statements is not None
         run = statements.execute
@@ -315,7 +338,20 @@ class Writer:
             run(cursor, "upsert_active", [active[k] for k in sorted(active)])
         if last:
             run(cursor, "upsert_last", [last[k] for k in sorted(last)])
+        if appended:
+            self._append_events(cursor, appended)  # last: the counter is locked until commit
         return states
+
+    def _append_events(self, cursor: Any, appended: list[tuple[Any, ...]]) -> None:
+        """Insert outbox events: numbered by SQLite itself; on PostgreSQL with numbers taken
+        from the counter row, which also NOTIFYs waiting consumers (`bpf.store.sql.outbox`)."""
+        statements = self._statements
+        assert statements is not None
+        if not self._db.sqlite:
+            cursor.execute(statements.take_seqs, (len(appended),))
+            first = cursor.fetchone()[0] - len(appended) + 1
+            appended = [(first + i, *p) for i, p in enumerate(appended)]
+        statements.execute(cursor, "insert_event", appended)
 
     def _states(
         self, cursor: Any, ops: Sequence[Op], known_states: Mapping[str, FlowState]

@@ -1,0 +1,457 @@
+"""The outbox in SQL: the events table written with each change, the consumers' positions,
+claiming a partition for one worker, pruning, and waiting for new events.
+
+``bpf_events`` holds one row per committed change, written in the transaction of the change.
+Its ``seq`` grows in commit order: SQLite has one writer at a time and numbers rows itself
+(AUTOINCREMENT: a number is never reused, even once every event was pruned); PostgreSQL takes
+the numbers from the one row of ``bpf_event_counter``, whose row lock is held until the
+commit, so a reader that sees event n has every event below n visible too (a sequence would
+hand numbers out in start order, and a reader could pass an event committed late). The same
+write sends ``NOTIFY`` on the channel ``bpf_events_<schema>`` (sent on commit, never for a
+rolled-back change).
+
+``bpf_consumers`` keeps each consumer's position per partition (events are spread over
+`bpf.store.base.PARTITIONS` by flow id). A worker claims one partition at a time:
+
+- on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` on a connection of its own, whose
+  transaction stays open while it handles the events: another worker skips the row, and the
+  lock ends with the connection (a killed worker's partition is free at once);
+- on SQLite, which has no row locks, by writing its name and a lease time into the row in a
+  write transaction (the database's single writer serializes claims); a lease that ran out,
+  or one held by a process of this host that no longer runs, may be taken over.
+
+``bpf_event_horizons`` keeps, per partition (and -1 for all), the seq of the last pruned
+event: a reader or consumer behind it gets `bpf.EventsPrunedError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from bpf._errors import EventsPrunedError
+from bpf.store.base import PARTITIONS, Claim, Event, partition_of
+from bpf.store.sql.tables import UTCDateTime, metadata
+
+_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY on SQLite
+
+events = sa.Table(
+    "bpf_events", metadata,
+    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String, nullable=False),
+    sa.Column("part", sa.SmallInteger, nullable=False),
+    sa.Column("flow_id", sa.String, nullable=False),
+    sa.Column("process", sa.String, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("record_id", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("from_stage", sa.String),
+    sa.Column("to_stage", sa.String, nullable=False),
+    sa.Column("from_status", sa.String),
+    sa.Column("to_status", sa.String, nullable=False),
+    sa.Column("outcome", sa.String),
+    sa.Column("actor", sa.String),
+    sa.Column("at", UTCDateTime, nullable=False),
+    # A worker reads its partition after its position.
+    sa.Index("ix_bpf_events_part", "part", "seq"),
+    sqlite_autoincrement=True,
+)
+
+counter = sa.Table(
+    "bpf_event_counter", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)
+
+horizons = sa.Table(
+    "bpf_event_horizons", metadata,
+    sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+
+consumers = sa.Table(
+    "bpf_consumers", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String),  # SQLite: the worker holding the partition...
+    sa.Column("lease_until", sa.Float, nullable=False, default=0.0),  # ...until (epoch s)
+)
+
+#: The outbox tables, created with the others (schema version 3).
+TABLES = (events, counter, horizons, consumers)
+
+#: An event's columns as `event_params` builds them (``seq`` first on PostgreSQL only).
+EVENT_COLUMNS = (
+    "id", "part", "flow_id", "process", "version", "entity", "record_id", "kind",
+    "from_stage", "to_stage", "from_status", "to_status", "outcome", "actor", "at",
+)
+#: An event's columns in `bpf.Event` field order.
+_READ = (events.c.id, events.c.seq,
+         *(events.c[c] for c in EVENT_COLUMNS if c not in ("id", "part")))
+#: PostgreSQL: the channel NOTIFY wakes waiting consumers on, one per schema.
+CHANNEL = "'bpf_events_' || current_schema()"
+
+
+def create(conn: sa.Connection) -> None:
+    """Create the outbox tables and their first rows (a new database, or schema 2 to 3)."""
+    for table in TABLES:
+        table.create(conn, checkfirst=True)
+    conn.execute(counter.insert().values(id=1, last_seq=0))
+    conn.execute(horizons.insert(), [{"part": p, "seq": 0} for p in range(-1, PARTITIONS)])
+
+
+def event_params(event: Event, dt: Any) -> tuple[Any, ...]:
+    """An event as the parameters of the insert (in `EVENT_COLUMNS` order)."""
+    return (event.id, partition_of(event.flow_id), event.flow_id, event.process, event.version,
+            event.entity, event.record_id, event.kind, event.from_stage, event.to_stage,
+            event.from_status, event.to_status, event.outcome, event.actor, dt(event.at))
+
+
+def insert_statement(dialect: str) -> Any:
+    """The insert of one event: the database numbers it on SQLite; ``seq`` is the first
+    parameter on PostgreSQL."""
+    columns = EVENT_COLUMNS if dialect == "sqlite" else ("seq", *EVENT_COLUMNS)
+    return events.insert(), columns
+
+
+def take_seqs_sql(schema: str | None) -> str:
+    """PostgreSQL: take ``%s`` numbers (the last one returned) and notify waiting consumers;
+    the counter row stays locked until the commit (see the module)."""
+    table = f'"{schema}".bpf_event_counter' if schema else "bpf_event_counter"
+    return (f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = 1 "
+            f"RETURNING last_seq, pg_notify({CHANNEL}, '')")
+
+
+def single_move_ctes(moved: Any, params: Any) -> tuple[Any, Any]:
+    """PostgreSQL, for the single-move statement: the counter's update and the event's insert,
+    both only when the flow's UPDATE (``moved``) matched. ``params(table, prefix, columns)``
+    makes the bound parameters."""
+    one = sa.literal_column("1")  # literals, not parameters: the statement's are positional
+    taken = (
+        counter.update()
+        .where(counter.c.id == one, sa.exists(sa.select(moved.c.id)))
+        .values(last_seq=counter.c.last_seq + one)
+        .returning(counter.c.last_seq.label("seq"),
+                   sa.func.pg_notify(sa.literal_column(CHANNEL), sa.literal_column("''"))
+                   .label("notified"))
+        .cte("taken")
+    )
+    inserted = events.insert().from_select(
+        ("seq", *EVENT_COLUMNS),
+        sa.select(taken.c.seq, *params(events, "e_", EVENT_COLUMNS).selected_columns)
+        .select_from(taken),
+    ).cte("event")
+    return taken, inserted
+
+
+# -- reading and claiming ------------------------------------------------------------------------
+
+
+def _event(row: Any) -> Event:
+    return Event(*row)
+
+
+def _pruned(what: str, horizon: int) -> EventsPrunedError:
+    return EventsPrunedError(
+        f"{what}: events up to seq {horizon} were pruned (bpf events --prune, "
+        f"engine.prune_events); read from after={horizon}, or start a consumer of a new name"
+    )
+
+
+class Outbox:
+    """The read side of one `SQLStore`'s outbox (its writes go with the changes, through the
+    store's `Writer`)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._insert_or_ignore = (sqlite_dialect.insert if db.sqlite else pg_dialect.insert)
+        #: PostgreSQL: the connection (in a transaction holding the row lock) and the
+        #: partition of each worker that holds one, by (consumer, worker)
+        self._held: dict[tuple[str, str], tuple[sa.Connection, int]] = {}
+        self._lock = threading.Lock()
+        self._listener: Any = None
+        self._last_seen = 0
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self, after: int | None, limit: int, process: str | None) -> list[Event]:
+        with self._db.reading("cannot read events") as conn:
+            horizon = conn.scalar(sa.select(horizons.c.seq).where(horizons.c.part == -1)) or 0
+            if after is not None and after < horizon:
+                raise _pruned(f"events after {after}", horizon)
+            query = sa.select(*_READ).where(events.c.seq > (after or 0))
+            if process is not None:
+                query = query.where(events.c.process == process)
+            return [_event(r) for r in conn.execute(query.order_by(events.c.seq).limit(limit))]
+
+    # -- consumers -----------------------------------------------------------------------------
+
+    def _ensure(self, conn: sa.Connection, name: str) -> None:
+        """The consumer's rows, made at the horizons (the oldest kept events) when new."""
+        exists = conn.scalar(sa.select(consumers.c.part).where(consumers.c.name == name)
+                             .limit(1))
+        if exists is None:
+            conn.execute(self._insert_or_ignore(consumers).from_select(
+                ("name", "part", "position", "owner", "lease_until"),
+                sa.select(sa.literal(name), horizons.c.part, horizons.c.seq,
+                          sa.null(), sa.literal(0.0)).where(horizons.c.part >= 0),
+            ).on_conflict_do_nothing())
+
+    @staticmethod
+    def _check_behind(conn: sa.Connection, name: str) -> None:
+        behind = conn.execute(
+            sa.select(consumers.c.part, consumers.c.position, horizons.c.seq)
+            .join_from(consumers, horizons, horizons.c.part == consumers.c.part)
+            .where(consumers.c.name == name, consumers.c.position < horizons.c.seq).limit(1)
+        ).first()
+        if behind is not None:
+            raise _pruned(
+                f"consumer {name!r} is behind (partition {behind.part} at seq "
+                f"{behind.position})", behind.seq)
+
+    @staticmethod
+    def _pending(name: str, partition: int | None) -> Any:
+        c = consumers.c
+        query = sa.select(c.part, c.position, c.owner, c.lease_until).where(
+            c.name == name,
+            sa.exists().where(events.c.part == c.part, events.c.seq > c.position),
+        )
+        if partition is not None:
+            query = query.where(c.part == partition)
+        return query.order_by(c.position, c.part)
+
+    @staticmethod
+    def _events(conn: sa.Connection, part: int, position: int, limit: int) -> tuple[Event, ...]:
+        return tuple(_event(r) for r in conn.execute(
+            sa.select(*_READ).where(events.c.part == part, events.c.seq > position)
+            .order_by(events.c.seq).limit(limit)))
+
+    def claim(self, name: str, worker: str, limit: int, lease: float,
+              partition: int | None) -> Claim | None:
+        if self._db.sqlite:
+            return self._claim_leased(name, worker, limit, lease, partition)
+        return self._claim_locked(name, worker, limit, partition)
+
+    def _claim_leased(self, name: str, worker: str, limit: int, lease: float,
+                      partition: int | None) -> Claim | None:
+        c = consumers.c
+        with self._db.errors("cannot claim events"), \
+                self._db.transaction(write=True) as conn:
+            self._ensure(conn, name)
+            conn.execute(consumers.update().where(c.name == name, c.owner == worker)
+                         .values(owner=None))
+            self._check_behind(conn, name)
+            now = time.time()
+            for row in conn.execute(self._pending(name, partition)).all():
+                if row.owner is not None and row.lease_until > now and _alive(row.owner):
+                    continue
+                conn.execute(consumers.update().where(c.name == name, c.part == row.part)
+                             .values(owner=worker, lease_until=now + lease))
+                return Claim(row.part, row.position,
+                             self._events(conn, row.part, row.position, limit))
+            return None
+
+    def _claim_locked(self, name: str, worker: str, limit: int,
+                      partition: int | None) -> Claim | None:
+        self.release(name, worker)
+        with self._db.errors("cannot claim events"):
+            with self._db.transaction(write=True) as conn:
+                self._ensure(conn, name)
+                self._check_behind(conn, name)
+            conn = self._db.engine.connect()
+            try:
+                conn.begin()
+                row = conn.execute(
+                    self._pending(name, partition).limit(1)
+                    .with_for_update(skip_locked=True, of=consumers)
+                ).first()
+                if row is None:
+                    conn.close()
+                    return None
+                claim = Claim(row.part, row.position,
+                              self._events(conn, row.part, row.position, limit))
+            except BaseException:
+                conn.close()
+                raise
+        with self._lock:
+            self._held[(name, worker)] = (conn, row.part)
+        return claim
+
+    def ack(self, name: str, worker: str, partition: int, position: int,
+            release: bool) -> bool:
+        c = consumers.c
+        where = (c.name == name, c.part == partition)
+        advance = {"position": sa.func.max(c.position, position) if self._db.sqlite
+                   else sa.func.greatest(c.position, position)}
+        if self._db.sqlite:
+            values = {**advance, "owner": None} if release else advance
+            with self._db.errors("cannot acknowledge events"), \
+                    self._db.transaction(write=True) as conn:
+                done = conn.execute(consumers.update().where(*where, c.owner == worker)
+                                    .values(**values))
+                return done.rowcount == 1
+        with self._lock:
+            held = self._held.get((name, worker))
+            if held is None or held[1] != partition:
+                return False
+            if release:
+                del self._held[(name, worker)]
+        conn = held[0]
+        with self._db.errors("cannot acknowledge events"):
+            try:
+                conn.execute(consumers.update().where(*where).values(**advance))
+                conn.commit()
+                if release:
+                    conn.close()
+                    return True
+                # Take the row again, for the rest of the claimed events.
+                conn.begin()
+                again = conn.execute(sa.select(c.part).where(*where)
+                                     .with_for_update(skip_locked=True)).first()
+            except BaseException:
+                with self._lock:
+                    self._held.pop((name, worker), None)
+                conn.close()
+                raise
+        if again is None:  # another worker took it in between: ours are acknowledged
+            with self._lock:
+                self._held.pop((name, worker), None)
+            conn.close()
+        return True
+
+    def release(self, name: str, worker: str) -> None:
+        if self._db.sqlite:
+            c = consumers.c
+            with self._db.errors("cannot release events"), \
+                    self._db.transaction(write=True) as conn:
+                conn.execute(consumers.update().where(c.name == name, c.owner == worker)
+                             .values(owner=None))
+            return
+        with self._lock:
+            held = self._held.pop((name, worker), None)
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held[0].close()  # rolls back: the row lock ends, the position stays
+
+    # -- retention -----------------------------------------------------------------------------
+
+    def prune(self, before: datetime) -> int:
+        h = horizons.c
+        with self._db.errors("cannot prune events"), \
+                self._db.transaction(write=True) as conn:
+            last = conn.scalar(sa.select(sa.func.max(events.c.seq)).where(events.c.at < before))
+            if last is None:
+                return 0
+            tops = conn.execute(
+                sa.select(events.c.part, sa.func.max(events.c.seq))
+                .where(events.c.seq <= last).group_by(events.c.part)
+            ).all()
+            for part, seq in [(-1, last), *tops]:
+                conn.execute(horizons.update().where(h.part == part, h.seq < seq)
+                             .values(seq=seq))
+            return conn.execute(events.delete().where(events.c.seq <= last)).rowcount
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def wait(self, timeout: float) -> bool:
+        if self._db.sqlite:
+            return self._poll(timeout)
+        return self._listen(timeout)
+
+    def _newest(self) -> int:
+        with self._db.reading("cannot read events") as conn:
+            return conn.scalar(sa.select(sa.func.max(events.c.seq))) or 0
+
+    def _poll(self, timeout: float) -> bool:
+        """SQLite: look for a newer event every 10 ms at first, backing off to 250 ms."""
+        deadline = time.monotonic() + timeout
+        seen = self._last_seen
+        interval = 0.01
+        while True:
+            newest = self._newest()
+            if newest > seen:
+                self._last_seen = newest
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(interval, left))
+            interval = min(interval * 2, 0.25)
+
+    def _listen(self, timeout: float) -> bool:
+        """PostgreSQL: wait for a NOTIFY on the listening connection, kept open between waits
+        so a notification sent while the caller was busy is not missed."""
+        with self._lock:
+            listener = self._listener
+            first = listener is None or listener.closed
+            if first:
+                listener = self._listener = self._connect_listener()
+        if first:
+            return True  # events may have come before we listened: read first
+        with self._db.errors("cannot wait for events"):
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                # Drain what else is queued: one read serves them all.
+                for _ in listener.notifies(timeout=0):
+                    pass
+                return True
+        return False
+
+    def _connect_listener(self) -> Any:
+        raw = self._db.engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            if not hasattr(driver, "notifies"):
+                raise TypeError("not psycopg 3")
+            driver.autocommit = True
+            channel = driver.execute("SELECT 'bpf_events_' || current_schema()").fetchone()[0]
+            driver.execute(f'LISTEN "{channel}"')
+        except BaseException:
+            raw.close()
+            raise
+        # Kept out of the pool for good: it only listens.
+        raw.detach()
+        return driver
+
+    def close(self) -> None:
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+            listener, self._listener = self._listener, None
+        for conn, _ in held:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.close()
+
+
+def _alive(owner: str) -> bool:
+    """Whether the worker ``owner`` (host:pid:random) may still run: a worker of another host
+    is taken to; one of this host runs if its process does."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
