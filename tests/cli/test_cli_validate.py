@@ -129,3 +129,39 @@ def test_a_directory_of_scenarios_only_is_bad_input(bpf_main):
     result = bpf_main("validate", ROOT / "examples")
     assert result.code == 2
     assert "only scenario files here" in result.err
+
+
+RISKY = """\
+process: change
+name: Change
+entity: change
+stages:
+  - id: assess
+    name: Assess
+    steps:
+      - {field: risk, label: Risk, type: choice, choices: [low, high], required: true}
+    next:
+      - when: {field: riks, equals: high}
+        stage: cab-review
+      - stage: done
+  - {id: cab-review, name: CAB Review}
+  - {id: done, name: Done}
+"""
+
+
+def test_strict_turns_warnings_into_errors(bpf_main, write):
+    path = write("change.yaml", RISKY)
+    assert bpf_main("validate", path).code == 0
+    result = bpf_main("validate", "--strict", path)
+    assert result.code == 1
+    first, last = result.out.splitlines()
+    assert first == (f"{path}:10:23: no step declares the field 'riks' (did you mean `risk`?): "
+                     "the condition reads it from the record as it is (check the spelling)")
+    assert last == "1 problem in 1 of 1 file"
+    report = json.loads(bpf_main("validate", "--strict", "--format", "json", path).out)
+    assert report["valid"] is False
+    assert report["files"][0]["problems"][0]["severity"] == "error"
+
+
+def test_strict_passes_the_shipped_processes(bpf_main):
+    assert bpf_main("validate", "--strict", str(ROOT / "processes")).code == 0

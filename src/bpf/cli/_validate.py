@@ -21,11 +21,14 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "validate", parents=parents, help=HELP,
         description="Check process definition files. A directory is searched for *.yaml and "
         "*.yml files, recursively. Exit status: 0 when every file is valid, 1 when any has a "
-        "problem, 2 when a path cannot be read.",
+        "problem (with --strict, also any warning), 2 when a path cannot be read.",
     )
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="process files or directories")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default) or json, for editors and CI")
+    p.add_argument("--strict", action="store_true",
+                   help="treat warnings as errors (a branch never taken, a stage never "
+                   "entered, a condition on a field no step declares...): exit 1 on any")
     p.set_defaults(handler=run)
 
 
@@ -98,8 +101,12 @@ def run(args: argparse.Namespace) -> int:
     for i, path in enumerate(files, 1):
         progress.update(i)
         problems, name = check(path)
-        results.append({"file": str(path), "process": name, "valid": name is not None,
-                        "problems": problems})
+        if args.strict:
+            for problem in problems:
+                problem["severity"] = "error"
+        valid = name is not None and not (args.strict and problems)
+        results.append({"file": str(path), "process": name if valid else None,
+                        "valid": valid, "problems": problems})
     progress.done()
     invalid = [r for r in results if not r["valid"]]
     if args.format == "json":

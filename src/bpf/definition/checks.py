@@ -15,8 +15,9 @@ import attrs
 
 from bpf._errors import Problem
 from bpf.definition._yaml import Locator, Path
-from bpf.definition.conditions import OPERATORS
-from bpf.definition.model import DEFAULT_CATEGORIES, Branch, ProcessDefinition, Stage
+from bpf.definition.conditions import OPERATORS, condition_from_data
+from bpf.definition.model import DEFAULT_CATEGORIES, Branch, ProcessDefinition, Stage, Step
+from bpf.definition.satisfy import analyse, enterable, why_never
 from bpf.definition.schema import did_you_mean
 
 #: Dynamics 365 limits; bpf handles more, so exceeding them is a warning.
@@ -78,6 +79,8 @@ class _Checker:
             self.check_graph(graph)
         self.check_limits()
         self.check_reactivate()
+        if not self.found.errors:
+            self.check_satisfiable()
 
     # -- identities ------------------------------------------------------------------------------
 
@@ -192,8 +195,9 @@ class _Checker:
         op = operators[0]
         steps = self.steps_by_field.get(field)
         if not steps:
-            self.warn((*path, "field"), f"no step declares the field {field!r}: the condition "
-                      "reads it from the record as it is (check the spelling)")
+            hint = did_you_mean(field, list(self.steps_by_field), _backticked)
+            self.warn((*path, "field"), f"no step declares the field {field!r}{hint}: the "
+                      "condition reads it from the record as it is (check the spelling)")
             return
         value = condition[op]
         values = value if op in ("in", "not_in") and isinstance(value, list) else [value]
@@ -358,6 +362,55 @@ class _Checker:
                     self.warn(("reactivate", "set"), f"outcome {name!r} sets {field!r}, which "
                               "`reactivate` does not set back: a reactivated record keeps "
                               f"{field} = {fields[field]!r}", key=True)
+
+
+    # -- satisfiability ---------------------------------------------------------------------------
+
+    def model(self) -> ProcessDefinition | None:
+        """The definition's stages, steps and branches as model values (the data passed the
+        schema and the checks above); None when it does not build."""
+        entity = self.data.get("entity")
+        try:
+            stages = []
+            for _, stage in self.stages:
+                steps = [Step(field=st["field"], label=st.get("label", st["field"]),
+                              type=st.get("type", "text"), required=st.get("required", False),
+                              choices=st.get("choices") or ())
+                         for st in stage.get("steps") or ()]
+                branches = [Branch(b["stage"], condition_from_data(b["when"]) if "when" in b
+                                   else None) for b in stage.get("next") or ()]
+                stages.append(Stage(id=stage["id"], name=stage["id"],
+                                    entity=stage.get("entity", entity), phase="", steps=steps,
+                                    next=branches, end=stage.get("end") is True))
+            return ProcessDefinition(process="model", name="model", entity=entity,
+                                     stages=stages)
+        except Exception:  # a shape the schema let through but the model refuses: no verdict
+            return None
+
+    def check_satisfiable(self) -> None:
+        """A branch no record takes, and a stage no flow enters because of it, are warnings
+        (errors with ``bpf validate --strict``): the process says something it never does."""
+        model = self.model() if self.stages else None
+        if model is None:
+            return
+        try:
+            branches = analyse(model)
+        except Exception:  # pragma: no cover - a verdict is a hint; loading must not fail on it
+            return
+        reached = enterable(model, branches)
+        for b in branches:
+            if not b.takeable and b.source in reached:
+                i = self.ids[b.source]
+                self.warn(("stages", i, "next", b.index), f"the branch of stage {b.source!r} "
+                          f"to {b.branch.stage!r} is never taken: {why_never(model, b)}")
+        for stage in model.stages:
+            if stage.id not in reached and stage.id in _reach(model, model.first_stage.id):
+                self.warn(("stages", self.ids[stage.id], "id"), f"stage {stage.id!r} is never "
+                          "entered: no branch that leads to it can be taken")
+
+
+def _backticked(name: str) -> str:
+    return f"`{name}`"
 
 
 def _reach(graph: ProcessDefinition, start: str) -> set[str]:
