@@ -125,7 +125,7 @@ def test_a_server_killed_at_random_points_leaves_every_record_agreeing_with_its_
     # (The fork server does not see this directory on its path, so appkit is not preloaded.)
     forks = multiprocessing.get_context("forkserver")
     forks.set_forkserver_preload(["bpf.runtime.engine", "bpf.store.sql", "fastapi.testclient",
-                                  "pydantic", "sqlalchemy.orm"])
+                                  "pydantic", "sqlalchemy.orm", "psycopg", "jsonschema"])
     rnd = random.Random(12)
     answered = []
     for run in range(20):
