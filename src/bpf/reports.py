@@ -142,7 +142,7 @@ def stale_flows(engine: Engine, process: str, *, now: datetime | None = None) ->
 
 def status_counts(engine: Engine, process: str) -> dict[str, int]:
     """How many flows of ``process`` are active, finished and aborted."""
-    engine.process(process)  # an unknown process: UnknownProcessError
+    _definitions(engine, process)  # an unknown process: UnknownProcessError
     counts = engine.store.status_counts(process)
     return {status: counts.get(status, 0) for status in STATUSES} | counts
 

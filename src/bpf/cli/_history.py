@@ -25,6 +25,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     add_database_to_read(p)
     p.add_argument("record", metavar="RECORD_ID", help="the record's id")
+    p.add_argument("--entity", metavar="ENTITY",
+                   help="the record's entity, when the id names records of several entities "
+                        "(a lead 42 and an opportunity 42)")
     p.set_defaults(handler=run)
 
 
@@ -43,12 +46,19 @@ def run(args: argparse.Namespace) -> int:
     url = existing_database(args.db)
     with bpf.Engine(url) as engine:
         store = engine.store
-        rows: list[FlowRow] = list(store.record_flows(args.record))
+        rows: list[FlowRow] = list(store.record_flows(args.record, args.entity))
         if not rows:
             raise CliError(f"no flow on record {args.record!r} in {store.url}")
+        entities = sorted({e for row in rows for e, r in row.records if r == args.record})
+        if len(entities) > 1:
+            raise CliError(
+                f"{args.record!r} is the id of records of several entities "
+                f"({', '.join(entities)}): say which with --entity"
+            )
+        entity = entities[0]
         now = utcnow()
-        shown = store.active_flow_id(args.record)
-        last = store.last_change(args.record)
+        shown = store.active_flow_id(args.record, entity)
+        last = store.last_change(args.record, entity)
         print(f"{args.record}: {len(rows)} flow{'s' if len(rows) > 1 else ''}")
         if last is not None:
             print(f"pipeline phase {last.phase}: last stage change by any flow was "
