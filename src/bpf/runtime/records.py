@@ -47,6 +47,22 @@ class _Undo:
         self.field = field
         self.old = old
 
+    def after_rollback(self) -> None:
+        """Undo once the application's transaction rolled back: a mapped ORM row takes the
+        old value as committed state (a plain setattr would make its closing session load
+        or begin again); anything else is undone as usual."""
+        try:
+            from sqlalchemy import inspect
+            from sqlalchemy.orm import attributes
+        except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
+            self()
+            return
+        state = inspect(self.record, raiseerr=False)
+        if state is None or not hasattr(state, "mapper"):
+            self()
+        elif self.old is not _MISSING:
+            attributes.set_committed_value(self.record, self.field, self.old)
+
     def __call__(self) -> None:
         record, field, old = self.record, self.field, self.old
         if type(record) is dict or isinstance(record, MutableMapping):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -61,9 +62,15 @@ class Snapshot(NamedTuple):
         return cls(flow, flow._state, flow._compiled, flow._stage, flow._bound,
                    None if h is None else len(h), [])
 
-    def restore(self) -> None:
+    def restore(self, *, rolled_back: bool = False) -> None:
+        """Put the flow and its record back; ``rolled_back``: the application's transaction
+        has rolled back (an ORM row then takes the old value as its committed state, since
+        its session can no longer load)."""
         for undo in reversed(self.undos):
-            undo()
+            if rolled_back and hasattr(undo, "after_rollback"):
+                undo.after_rollback()
+            else:
+                undo()
         flow = self.flow
         flow._state = self.state
         flow._compiled = self.compiled
@@ -144,9 +151,48 @@ class Unit:
         ops.extend(self.events)
         return ops
 
-    def rollback(self) -> None:
+    def rollback(self, *, rolled_back: bool = False) -> None:
         for snapshot in reversed(self.snapshots):
-            snapshot.restore()
+            snapshot.restore(rolled_back=rolled_back)
+
+
+# What waits on each application transaction: (on_commit, on_rollback) pairs, by the Session
+# or Connection, whose listeners are registered once and never removed (SQLAlchemy cannot
+# remove a listener while its event runs, and a Session or Connection lives for a request).
+_waiting: weakref.WeakKeyDictionary[Any, list[tuple[Callable[[], None], Callable[[], None]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_committed: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _fire(target: Any, committed: bool) -> None:
+    callbacks = _waiting.get(target)
+    if not callbacks:
+        return
+    pending = list(callbacks)
+    callbacks.clear()
+    for on_commit, on_rollback in pending:
+        (on_commit if committed else on_rollback)()
+
+
+def _session_committed(session: Any) -> None:
+    _committed.add(session)
+
+
+def _session_ended(session: Any, transaction: Any) -> None:
+    if transaction.parent is not None or transaction.nested:
+        return  # a savepoint or subtransaction: the outer one decides
+    committed = session in _committed
+    _committed.discard(session)
+    _fire(session, committed)
+
+
+def _connection_committed(conn: Any) -> None:
+    _fire(conn, True)
+
+
+def _connection_rolled_back(conn: Any) -> None:
+    _fire(conn, False)
 
 
 def _listen_for_end(conn: Any, on_commit: Callable[[], None], on_rollback: Callable[[], None]
@@ -159,40 +205,21 @@ def _listen_for_end(conn: Any, on_commit: Callable[[], None], on_rollback: Calla
     from sqlalchemy.orm import Session
 
     if isinstance(conn, Session):
-        session = conn
-        committed: list[bool] = []
-
-        def after_commit(_session: Any) -> None:
-            committed.append(True)
-
-        def after_transaction_end(_session: Any, transaction: Any) -> None:
-            if transaction.parent is not None or transaction.nested:
-                return  # a savepoint or subtransaction: the outer one decides
-            event.remove(session, "after_commit", after_commit)
-            event.remove(session, "after_transaction_end", after_transaction_end)
-            (on_commit if committed else on_rollback)()
-
-        connection = session.connection()  # begins the session's transaction if needed
-        event.listen(session, "after_commit", after_commit)
-        event.listen(session, "after_transaction_end", after_transaction_end)
+        connection = conn.connection()  # begins the session's transaction if needed
+        if conn not in _waiting:
+            _waiting[conn] = []
+            event.listen(conn, "after_commit", _session_committed)
+            event.listen(conn, "after_transaction_end", _session_ended)
+        _waiting[conn].append((on_commit, on_rollback))
         return connection
     if isinstance(conn, Connection):
-        def commit(_conn: Any) -> None:
-            remove()
-            on_commit()
-
-        def rollback(_conn: Any) -> None:
-            remove()
-            on_rollback()
-
-        def remove() -> None:
-            event.remove(conn, "commit", commit)
-            event.remove(conn, "rollback", rollback)
-
         if not conn.in_transaction():
             conn.begin()
-        event.listen(conn, "commit", commit)
-        event.listen(conn, "rollback", rollback)
+        if conn not in _waiting:
+            _waiting[conn] = []
+            event.listen(conn, "commit", _connection_committed)
+            event.listen(conn, "rollback", _connection_rolled_back)
+        _waiting[conn].append((on_commit, on_rollback))
         return conn
     raise StoreError(
         "engine.transaction() takes a SQLAlchemy Connection or ORM Session on the database of "
@@ -402,7 +429,7 @@ class Transactions:
                 self._undo(unit)
 
     def _undo(self, unit: Unit) -> None:
-        unit.rollback()
+        unit.rollback(rolled_back=unit.connection is not None)
         for flow in unit.started:
             self._flows.discard(flow._state.id)
 
