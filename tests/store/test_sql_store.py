@@ -57,9 +57,11 @@ def test_a_sqlite_file_is_created_on_first_use(tmp_path):
 
 def test_a_schema_written_by_a_newer_bpf_is_refused(persistent_url):
     SQLStore(persistent_url).close()
-    execute(persistent_url, "UPDATE bpf_meta SET value = '3' WHERE key = 'schema_version'")
+    newer = sql.SCHEMA_VERSION + 1
+    execute(persistent_url,
+            f"UPDATE bpf_meta SET value = '{newer}' WHERE key = 'schema_version'")
 
-    with pytest.raises(bpf.StoreError, match="schema version 3, written by a newer bpf"):
+    with pytest.raises(bpf.StoreError, match=f"schema version {newer}, written by a newer bpf"):
         SQLStore(persistent_url)
 
 
@@ -80,11 +82,12 @@ def test_an_older_schema_is_migrated_forward_by_its_named_steps(persistent_url, 
         steps.append(1)
         conn.execute(sa.text("ALTER TABLE bpf_flows ADD COLUMN notes VARCHAR"))
 
-    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(sql_schema, "MIGRATIONS", {**sql_schema.MIGRATIONS, 2: add_notes})
+    current = sql.SCHEMA_VERSION
+    monkeypatch.setattr(sql_schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(sql_schema, "MIGRATIONS", {**sql_schema.MIGRATIONS, current: add_notes})
 
-    assert SQLStore(persistent_url).schema_version() == 3
-    assert SQLStore(persistent_url).schema_version() == 3
+    assert SQLStore(persistent_url).schema_version() == current + 1
+    assert SQLStore(persistent_url).schema_version() == current + 1
     assert steps == [1]
 
 
