@@ -204,22 +204,22 @@ def _listen_for_end(conn: Any, on_commit: Callable[[], None], on_rollback: Calla
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    if isinstance(conn, Session):
-        connection = conn.connection()  # begins the session's transaction if needed
+    def wait(listeners: tuple[tuple[str, Callable[..., None]], ...]) -> None:
         if conn not in _waiting:
             _waiting[conn] = []
-            event.listen(conn, "after_commit", _session_committed)
-            event.listen(conn, "after_transaction_end", _session_ended)
+            for name, fn in listeners:
+                event.listen(conn, name, fn)
         _waiting[conn].append((on_commit, on_rollback))
+
+    if isinstance(conn, Session):
+        connection = conn.connection()  # begins the session's transaction if needed
+        wait((("after_commit", _session_committed),
+              ("after_transaction_end", _session_ended)))
         return connection
     if isinstance(conn, Connection):
         if not conn.in_transaction():
             conn.begin()
-        if conn not in _waiting:
-            _waiting[conn] = []
-            event.listen(conn, "commit", _connection_committed)
-            event.listen(conn, "rollback", _connection_rolled_back)
-        _waiting[conn].append((on_commit, on_rollback))
+        wait((("commit", _connection_committed), ("rollback", _connection_rolled_back)))
         return conn
     raise StoreError(
         "engine.transaction() takes a SQLAlchemy Connection or ORM Session on the database of "
