@@ -75,11 +75,6 @@ def test_a_read_only_database_without_bpf_tables_is_a_store_error(tmp_path):
     assert empty.read_bytes() == b""
 
 
-CLI_FIX = ("bpf.cli checks that the --db file exists by its URL's path, and takes "
-           "'file:/...' for one: the CLI engineer lets a file: URI (uri=true) through")
-
-
-@pytest.mark.xfail(strict=True, reason=CLI_FIX)
 def test_the_cli_reads_a_read_only_database(database):
     before = digest(database)
     url = f"sqlite:///file:{database}?immutable=1&uri=true"

@@ -85,6 +85,8 @@ def sqlite_path(url: str) -> Path | None:
     if not url.startswith(prefix) and not url.startswith("sqlite+pysqlite:///"):
         return None
     path = url.split(":///", 1)[1].split("?", 1)[0]
+    if path.startswith("file:"):  # an SQLite URI (uri=true), e.g. file:x.db?immutable=1
+        path = path.removeprefix("file:")
     if path in ("", ":memory:"):
         return None
     return Path(path)
