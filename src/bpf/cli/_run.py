@@ -133,6 +133,10 @@ class _Player:
         self.entities: dict[str, str] = {}
         self.actors = {name: bpf.Actor(name, roles) for name, roles in scenario.actors.items()}
         self.played = 0
+        # The scenario owns its records: flows read back from a database bind them through
+        # entity bindings, so a flow returning to an entity it left finds its record.
+        for entity in sorted({e for d in engine.processes() for e in d.entities}):
+            engine.entity(entity, load=self.records.get)
         self.several = len({d.process for d in engine.processes()}) > 1
         self.expected_refusals = 0
         steps = scenario.steps
