@@ -222,7 +222,12 @@ class EndlessEngine(TwinEngine):
 
     @staticmethod
     def loosen(definition: bpf.ProcessDefinition) -> bpf.ProcessDefinition:
-        return every_stage_last(without_gates(definition))
+        # Stages that were not last lose their gates, so that finishing there is refused for
+        # no other reason; last stages keep theirs: one fault per engine.
+        last = {s.id for s in definition.stages if definition.is_last(s.id)}
+        ungated = _each_stage(definition, lambda d, s: s if s.id in last else attrs.evolve(
+            s, steps=[attrs.evolve(step, required=False) for step in s.steps]))
+        return every_stage_last(ungated)
 
 
 # -- faulty stores and hooks -----------------------------------------------------------------------

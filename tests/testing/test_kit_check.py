@@ -46,7 +46,7 @@ def test_on_sqlite_a_new_engine_sees_the_same_state() -> None:
 
 def test_check_process_takes_a_path_a_text_path_or_a_definition() -> None:
     for process in (DEAL_PATH, str(DEAL_PATH), DEAL):
-        assert check_process(process, max_examples=5).process == "deal"
+        assert check_process(process, max_examples=5, require_coverage=False).process == "deal"
     with pytest.raises(TypeError, match="path to a process YAML or a ProcessDefinition"):
         check_process(42)  # type: ignore[arg-type]
 
@@ -60,8 +60,10 @@ def test_a_seed_makes_a_run_reproducible() -> None:
 
 
 def test_the_engine_factory_may_take_the_store_or_nothing() -> None:
-    check_process(DEAL, max_examples=5, engine_factory=lambda: bpf.Engine())
-    check_process(DEAL, max_examples=5, engine_factory=lambda store: bpf.Engine(store))
+    check_process(DEAL, max_examples=5, engine_factory=lambda: bpf.Engine(),
+                  require_coverage=False)
+    check_process(DEAL, max_examples=5, engine_factory=lambda store: bpf.Engine(store),
+                  require_coverage=False)
     with pytest.raises(TypeError, match=r"must return a bpf\.Engine"):
         check_process(DEAL, max_examples=5, engine_factory=lambda: object())
 
@@ -83,7 +85,7 @@ def test_a_record_factory_may_supply_the_records_of_cross_entity_stages() -> Non
 def test_stage_actions_the_check_engine_lacks_are_stubbed() -> None:
     gated = bpf.load_process(PROCESSES / "examples" / "opportunity-gated.yaml")
     assert any(stage.on_enter for stage in gated.stages)
-    check_process(gated, max_examples=10)
+    check_process(gated, max_examples=10, require_coverage=False)
 
 
 def test_the_report_says_what_was_exercised() -> None:

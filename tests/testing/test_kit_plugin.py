@@ -28,11 +28,13 @@ def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def test_every_process_yaml_in_the_folder_is_checked(project: pytest.Pytester) -> None:
     project.makepyfile(test_nothing="def test_nothing(): pass")
-    result = run(project, "--bpf-processes", "processes", "--bpf-max-examples", "10", "-v")
+    result = run(project, "--bpf-processes", "processes", "--bpf-max-examples", "30", "-v")
     result.stdout.fnmatch_lines([
         "*collected 2 items*",
         "*test_nothing.py::test_nothing PASSED*",
         "*processes/deal.yaml::check_process PASSED*",
+        "*bpf process checks*",
+        "deal: * examples, * steps in *s; stages 4/4, branches 4/4, outcomes 2/2; refused: *",
     ])
     assert result.ret == 0
 
@@ -73,15 +75,46 @@ def test_an_invalid_process_fails_with_its_located_problems(project: pytest.Pyte
     (project.path / "processes" / "broken.yaml").write_text(
         "process: broken\nname: Broken\nentity: opportunity\nstages: []\n"
     )
-    result = run(project, "--bpf-processes", "processes", "--bpf-max-examples", "5")
+    result = run(project, "--bpf-processes", "processes", "--bpf-max-examples", "30")
     result.stdout.fnmatch_lines(["*broken.yaml:4:*", "*1 failed, 1 passed*"])
 
 
 def test_the_checks_can_be_selected_and_seeded(project: pytest.Pytester) -> None:
     project.makepyfile(test_nothing="def test_nothing(): pass")
     result = run(project, "--bpf-processes", "processes", "-m", "bpf_process",
-                 "--bpf-max-examples", "5", "--bpf-seed", "3", "--bpf-store", "sqlite")
+                 "--bpf-max-examples", "5", "--bpf-seed", "3", "--bpf-store", "sqlite",
+                 "--bpf-no-coverage")
     result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_stage_no_flow_can_enter_fails_the_check_and_says_why(
+        project: pytest.Pytester) -> None:
+    # A typo in a branch field: no stage collects `riks`, so no user ever enters CAB review.
+    (project.path / "processes" / "change.yaml").write_text(textwrap.dedent("""\
+        process: change
+        name: Change
+        entity: change
+        stages:
+          - id: assess
+            name: Assess
+            steps:
+              - {field: risk, label: Risk, type: choice, choices: [low, high], required: true}
+            next:
+              - when: {field: riks, equals: high}
+                stage: cab-review
+              - stage: done
+          - {id: cab-review, name: CAB Review}
+          - {id: done, name: Done}
+    """))
+    result = run(project, "--bpf-processes", "processes/change.yaml", "--bpf-max-examples",
+                 "30")
+    result.stdout.fnmatch_lines([
+        "check_process did not reach all of process 'change':",
+        "  - stage 'cab-review' was never entered in * examples: its branch from 'assess' "
+        "`riks == 'high'`: `riks == 'high'` is never true: no stage collects `riks` (did you "
+        "mean `risk`?)",
+    ])
+    assert result.ret == 1
 
 
 def test_a_missing_folder_is_a_usage_error(project: pytest.Pytester) -> None:

@@ -14,6 +14,7 @@ Where things are:
 - ``_engines``: the engine an example runs on (the user's factory, memory or a SQLite file);
 - ``_failure``: the properties by name and `ProcessCheckFailed`, how a counterexample reads;
 - ``_minimize``: cuts a failing run down by replaying variants of its operations;
+- ``_coverage``: what a run reached of a process, why it missed the rest, `ProcessNotCovered`;
 - ``_check``: `check_process` and its `CheckReport`; ``plugin``: the pytest plugin.
 """
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bpf.testing._check import CheckReport, check_process
+    from bpf.testing._coverage import ProcessNotCovered
     from bpf.testing._failure import PROPERTIES, ProcessCheckFailed
     from bpf.testing._machine import FlowMachine
     from bpf.testing._strategies import Operation, actors, operations, records
@@ -34,6 +36,7 @@ _LAZY = {
     "Operation": "bpf.testing._strategies",
     "FlowMachine": "bpf.testing._machine",
     "ProcessCheckFailed": "bpf.testing._failure",
+    "ProcessNotCovered": "bpf.testing._coverage",
     "PROPERTIES": "bpf.testing._failure",
     "check_process": "bpf.testing._check",
     "CheckReport": "bpf.testing._check",
@@ -45,6 +48,7 @@ __all__ = [
     "FlowMachine",
     "Operation",
     "ProcessCheckFailed",
+    "ProcessNotCovered",
     "actors",
     "check_process",
     "operations",

@@ -14,6 +14,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from bpf.definition.loader import load_process
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import Engine
+from bpf.testing._coverage import Gaps, ProcessNotCovered, branch_label
 from bpf.testing._failure import ProcessCheckFailed
 from bpf.testing._machine import FlowMachine, default_settings
 from bpf.testing._minimize import minimize
@@ -35,18 +36,42 @@ class CheckReport:
     stages_missed: Mapping[str, tuple[str, ...]]
     #: how many operations succeeded, and how many were refused for each reason
     results: Mapping[str, int]
+    #: how many times each branch was taken, by process and branch (``develop → propose``)
+    branches_taken: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+    #: the branches of each process no example took
+    branches_missed: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: how many flows finished with each declared outcome, by process
+    outcomes_reached: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+    #: the declared outcomes of each process no flow finished with
+    outcomes_missed: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: how many operations were refused for each reason (a `bpf.Reason`, ``unknown``...)
+    refusals: Mapping[str, int] = attrs.field(factory=dict)
+    #: what the run missed of the process checked, each with why (empty: all reached)
+    gaps: tuple[str, ...] = ()
 
     @property
     def examples_per_second(self) -> float:
         return self.examples / self.seconds if self.seconds else float("inf")
 
+    @property
+    def covered(self) -> bool:
+        """Whether every stage, branch and outcome of the process checked was reached."""
+        return not self.gaps
+
     def __str__(self) -> str:
         missed = "; ".join(
             f"{p}: {', '.join(s)}" for p, s in self.stages_missed.items() if s
         )
+        main = self.process
+        taken = sum(1 for n in self.branches_taken.get(main, {}).values() if n)
+        reached = sum(1 for n in self.outcomes_reached.get(main, {}).values() if n)
+        entered = sum(1 for n in self.stages_entered.get(main, {}).values() if n)
         return (
             f"{self.process}: {self.examples} examples, {self.steps} steps in "
-            f"{self.seconds:.1f}s" + (f"; stages never entered: {missed}" if missed else "")
+            f"{self.seconds:.1f}s; stages {entered}/{len(self.stages_entered.get(main, {}))}, "
+            f"branches {taken}/{len(self.branches_taken.get(main, {}))}, outcomes "
+            f"{reached}/{len(self.outcomes_reached.get(main, {}))}"
+            + (f"; stages never entered: {missed}" if missed else "")
         )
 
 
@@ -72,6 +97,7 @@ def check_process(
     seed: int | None = None,
     derandomize: bool = False,
     settings: hypothesis.settings | None = None,
+    require_coverage: bool = True,
 ) -> CheckReport:
     """Property-test ``process`` (a YAML path or a `ProcessDefinition`) on real flows.
 
@@ -83,8 +109,12 @@ def check_process(
     reproducible. ``settings`` (Hypothesis settings) replaces ``max_examples``, ``steps`` and
     ``derandomize``; ``seed`` still applies on top of it.
 
-    Returns a `CheckReport`. On a violation raises `ProcessCheckFailed` (an AssertionError)
-    whose message is the shrunk counterexample as readable steps and the property broken.
+    Returns a `CheckReport`: the stages entered, branches taken, outcomes reached and
+    refusals by reason. On a violation raises `ProcessCheckFailed` (an AssertionError) whose
+    message is the shrunk counterexample as readable steps and the property broken. When the
+    run passed but missed a stage, branch or outcome of ``process``, raises
+    `ProcessNotCovered` (an AssertionError) saying which and why, unless
+    ``require_coverage`` is False (the report's ``gaps`` then say it).
     """
     definition = _load(process)
     extra = [_load(p) for p in others]
@@ -120,7 +150,22 @@ def check_process(
         d.process: tuple(s for s, n in entered[d.process].items() if not n)
         for d in (definition, *extra)
     }
-    return CheckReport(
+    taken = {
+        d.process: {branch_label(s.id, b): stats.branches[d.process, s.id, i]
+                    for s in d.stages for i, b in enumerate(d.branches(s.id))}
+        for d in (definition, *extra)
+    }
+    reached = {
+        d.process: {o: stats.outcomes[d.process, o] for o in d.outcomes}
+        for d in (definition, *extra)
+    }
+    refusals: dict[str, int] = {}
+    for key, n in stats.results.items():
+        if " refused: " in key:
+            reason = key.split(" refused: ", 1)[1]
+            refusals[reason] = refusals.get(reason, 0) + n
+    gaps = Gaps(definition, stats, machine._witnesses).lines(stats.examples)  # type: ignore[attr-defined]
+    report = CheckReport(
         process=definition.process,
         examples=stats.examples,
         steps=stats.steps,
@@ -128,5 +173,14 @@ def check_process(
         stages_entered=entered,
         stages_missed=missed,
         results=dict(stats.results),
+        branches_taken=taken,
+        branches_missed={p: tuple(b for b, n in t.items() if not n) for p, t in taken.items()},
+        outcomes_reached=reached,
+        outcomes_missed={p: tuple(o for o, n in r.items() if not n) for p, r in reached.items()},
+        refusals=dict(sorted(refusals.items(), key=lambda kv: -kv[1])),
+        gaps=tuple(gaps),
     )
+    if require_coverage and gaps:
+        raise ProcessNotCovered(definition.process, gaps, report)
+    return report
 

@@ -51,6 +51,10 @@ class Stats:
     steps: int = 0
     #: how many times each (process, stage) was entered
     stages: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    #: how many times each (process, stage, branch index) was taken by a next
+    branches: Counter[tuple[str, str, int]] = attrs.field(factory=Counter)
+    #: how many flows finished with each (process, outcome); outcome None: finished without
+    outcomes: Counter[tuple[str, str | None]] = attrs.field(factory=Counter)
     results: Counter[str] = attrs.field(factory=Counter)
 
 
@@ -78,6 +82,11 @@ class Driver:
         self.counter: Counter[str] = Counter()
         #: the (process, stage) pairs this example entered
         self.entered: set[tuple[str, str]] = set()
+        #: the (process, stage, branch index) this example took, and the (process, outcome)
+        #: it finished with: what the rules steer towards has to depend on the example alone
+        #: (Hypothesis replays choices and expects the same draws)
+        self.taken: set[tuple[str, str, int]] = set()
+        self.reached: set[tuple[str, str | None]] = set()
         self._db = temporary_database() if self.store_kind == "sqlite" else None
         self.engine = self._new_engine()
 
@@ -297,6 +306,10 @@ class Driver:
         if given is not None:
             model.records[entity] = given
         target_stage = model.definition.stage(target)
+        assert move.taken is not None
+        branch = (process, model.stage, move.branches.index(move.taken))
+        self.stats.branches[branch] += 1
+        self.taken.add(branch)
         model.moved("next", target_stage, actor)
         self._stage_changed(model, target_stage, model.records[entity], "next")
 
@@ -357,6 +370,8 @@ class Driver:
                     )
                 if field in self._pipeline_fields:
                     self.world.field_written(record["id"], field, value)
+        self.stats.outcomes[process, outcome] += 1
+        self.reached.add((process, outcome))
         self._status(model, "finish", "finished", outcome, actor)
 
     def _do_abandon(self, process: str, rid: str, actor: Actor | None) -> None:

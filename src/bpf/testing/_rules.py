@@ -19,7 +19,7 @@ from bpf.runtime.flow import Actor
 from bpf.testing._driver import Driver
 from bpf.testing._failure import Violation
 from bpf.testing._invariants import check_flow, check_record
-from bpf.testing._strategies import filled_values
+from bpf.testing._strategies import empty_values, filled_values, invalid_values
 from bpf.testing._world import FlowModel, branch_taken
 
 
@@ -36,11 +36,13 @@ class FlowRules(Driver, RuleBasedStateMachine):
     _start_entities: ClassVar[tuple[str, ...]] = ()
     _step_of: ClassVar[dict[str, Step]] = {}
     _actor_order: ClassVar[list[Actor | None]] = []
+    _witnesses: ClassVar[dict[tuple[str, str], list[list[dict[str, Any]]]]] = {}
 
     def teardown(self) -> None:
         if not self.replaying:
             # Steer generation towards examples that reach more of the process.
-            target(float(len(self.entered)), label="distinct stages entered")
+            target(float(len(self.entered) + len(self.taken) + len(self.reached)),
+                   label="distinct stages, branches and outcomes reached")
         self.close()
 
     # -- drawing -----------------------------------------------------------------------------------
@@ -49,7 +51,17 @@ class FlowRules(Driver, RuleBasedStateMachine):
     def _choose(data: st.DataObject, options: Sequence[Any]) -> Any:
         # An index, not st.sampled_from(options): integer strategies are cached, and an index
         # keeps its meaning when the shrinker deletes steps.
+        if len(options) == 1:  # no choice: no draw (draws are most of an example's cost)
+            return options[0]
         return options[data.draw(st.integers(0, len(options) - 1))]
+
+    def _spread(self, data: st.DataObject, options: Sequence[Any]) -> Any:
+        """Like `_choose`, offset by how far the example got: Hypothesis favours small
+        integers, and the branches and outcomes listed last would be rare."""
+        if len(options) == 1:
+            return options[0]
+        return options[(data.draw(st.integers(0, len(options) - 1)) + len(self.ops))
+                       % len(options)]
 
     def _actor(self, data: st.DataObject) -> Actor | None:
         return data.draw(self._actors)
@@ -161,15 +173,89 @@ class FlowRules(Driver, RuleBasedStateMachine):
     def next_active(self, data: st.DataObject) -> None:
         self._next(data, [m for m in self.world.models if m.status == "active"])
 
+    # Advancing on purpose (the gate filled, a branch's values typed, an outcome chosen) twice
+    # as often as any other rule, and back and forth: deep stages, every branch and every
+    # outcome are reached, and actions that misbehave on a second entry show.
     @rule(data=st.data())
-    def next_active_again(self, data: st.DataObject) -> None:
-        self._next(data, [m for m in self.world.models if m.status == "active"])
+    def advance(self, data: st.DataObject) -> None:
+        self._advance(data, [m for m in self.world.models if m.status == "active"])
 
     @rule(data=st.data())
-    def next_active_once_more(self, data: st.DataObject) -> None:
-        self._next(data, [m for m in self.world.models if m.status == "active"])
+    def advance_again(self, data: st.DataObject) -> None:
+        self._advance(data, [m for m in self.world.models if m.status == "active"])
 
-    def _next(self, data: st.DataObject, models: list[FlowModel]) -> None:
+    @rule(data=st.data())
+    def run_through(self, data: st.DataObject) -> None:
+        """Advance one flow several times in a row: the last stages and the outcomes are
+        reached early in an example, with steps left to do things there."""
+        models = [m for m in self.world.models if m.status == "active"]
+        if not models:
+            return
+        model = self._choose(data, models)
+        # Through to the end mostly (Hypothesis favours small integers: count down from it).
+        stages = len(model.definition.stages)
+        for _ in range(stages + 1 - data.draw(st.integers(0, stages))):
+            if model.status != "active":
+                break
+            self._advance(data, [model])
+
+    @rule(data=st.data())
+    def back_and_forth(self, data: st.DataObject) -> None:
+        """Previous (or back to an earlier stage), then on again: re-entries."""
+        models = [m for m in self.world.models if m.status == "active" and len(m.traversed) > 1]
+        if not models:
+            return
+        model = self._choose(data, models)
+        process, actor = model.definition.process, self._actor(data)
+        if data.draw(st.integers(0, 3)) > 0:
+            self._apply("previous", process=process, rid=model.primary, actor=actor)
+        else:
+            self._apply("set_active", process=process, rid=model.primary, actor=actor,
+                        stage=self._choose(data, model.traversed[:-1]))
+        self._advance(data, [model] if model.status == "active" else [])
+
+    def _advance(self, data: st.DataObject, models: list[FlowModel]) -> None:
+        """Fill the gate of a flow's active stage and type the values that take one of its
+        branches (one not taken yet, mostly), then next; at a last stage, finish with an
+        outcome (one not reached yet, mostly). Now and then one required step gets an empty
+        or invalid value instead, and the gate refuses."""
+        if not models:
+            return
+        model = self._choose(data, models)
+        definition = model.definition
+        process = definition.process
+        stage = definition.stage(model.stage)
+        record = model.records[stage.entity]
+        required = [s for s in stage.required_steps if s.field not in self._pipeline_fields]
+        values: dict[str, Any] = {}
+        # One draw decides the odd cases: 0 re-types the filled steps too, 1 spoils one step,
+        # 2 ignores which branches this example took already.
+        odd = data.draw(st.integers(0, 11)) if required or len(self._witnesses.get(
+            (process, stage.id), ())) > 1 else 11
+        for step in required:
+            if odd == 0 or not step.is_satisfied(record.get(step.field)):
+                values[step.field] = data.draw(filled_values(step))
+        options = self._witnesses[process, stage.id]
+        usable = [i for i, w in enumerate(options) if w]
+        if usable:
+            fresh = [i for i in usable if (process, stage.id, i) not in self.taken]
+            pool = fresh if fresh and odd != 2 else usable
+            values.update(self._spread(data, options[self._spread(data, pool)]))
+        if required and odd == 1:
+            step = self._choose(data, required)
+            values[step.field] = data.draw(st.one_of(empty_values(step), invalid_values(step)))
+        if values:
+            self._apply("fill", rid=record["id"], values=values)
+        if definition.branches(stage.id):
+            self._next(data, [model], fill=False)
+            return
+        outcomes = list(definition.outcomes)
+        fresh = [o for o in outcomes if (process, o) not in self.reached]
+        pool = fresh if fresh and odd != 2 else [None, *outcomes]
+        self._apply("finish", process=process, rid=model.primary,
+                    outcome=self._spread(data, pool), actor=self._actor(data))
+
+    def _next(self, data: st.DataObject, models: list[FlowModel], *, fill: bool = True) -> None:
         if not models:
             return
         model = self._choose(data, models)
@@ -177,7 +263,7 @@ class FlowRules(Driver, RuleBasedStateMachine):
         rid = model.records[stage.entity]["id"]
         # Three times in four fill the gate and steer the branch first, so that flows get
         # somewhere (and shrink towards not filling).
-        if model.status == "active" and data.draw(st.integers(0, 3)) > 0:
+        if fill and model.status == "active" and data.draw(st.integers(0, 3)) > 0:
             values = self._draw_fill(data, model)
             if values:
                 self._apply("fill", rid=rid, values=values)

@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from bpf.definition.conditions import All, AnyOf, Compare, Condition, Not
 from bpf.definition.model import ProcessDefinition, Step
+from bpf.definition.satisfy import branch_witnesses, leaves
 from bpf.runtime.flow import Actor, Flow
 
 #: Names of the actors the strategies draw; the first ones hold a role each.
@@ -29,16 +29,6 @@ _TEXT = st.text(
 
 
 # -- field values ---------------------------------------------------------------------------------
-
-
-def _leaves(condition: Condition) -> Iterable[Compare]:
-    if isinstance(condition, Compare):
-        yield condition
-    elif isinstance(condition, (All, AnyOf)):
-        for c in condition.conditions:
-            yield from _leaves(c)
-    elif isinstance(condition, Not):
-        yield from _leaves(condition.condition)
 
 
 def _near(value: Any) -> list[Any]:
@@ -65,7 +55,7 @@ def condition_constants(
         for branch in stage.next:
             if branch.when is None:
                 continue
-            for leaf in _leaves(branch.when):
+            for leaf in leaves(branch.when):
                 values = found.setdefault(leaf.field, [])
                 if leaf.op in ("in", "not_in"):
                     candidates = list(leaf.value)
@@ -121,6 +111,21 @@ def simplest_filled(step: Step) -> Any:
     return "x"
 
 
+def invalid_values(step: Step) -> st.SearchStrategy[Any]:
+    """Filled-in values of the wrong type or outside the choices: ``Step.problem`` finds one
+    in each, so a gate refuses them."""
+    wrong: dict[str, list[Any]] = {
+        "boolean": ["yes", 1],
+        "number": ["lots", True],
+        "money": ["lots", float("inf")],
+        "date": ["someday", 20260101],
+        "choice": ["no-such-choice", True],
+        "lookup": [[1, 2], 1.5],
+        "text": [42, ["x"]],
+    }
+    return st.sampled_from([v for v in wrong.get(step.type, ["?"]) if step.problem(v)])
+
+
 def empty_values(step: Step) -> st.SearchStrategy[Any]:
     """Values a required ``step`` counts as not filled in."""
     if step.type == "boolean":
@@ -163,13 +168,12 @@ def entity_fields(
         for field, values in condition_constants(definition, entity).items():
             known = constants.setdefault(field, [])
             known.extend(v for v in values if v not in known)
+    # Only fields a step collects: a condition on a field no stage collects is one no user
+    # can make true (a typo, often), and filling it would hide that.
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for field, step in steps.items():
         if field not in pipeline:
             fields[field] = step_values(step, constants.get(field, ()))
-    for field, values in constants.items():
-        if field not in fields and field not in pipeline:
-            fields[field] = st.sampled_from([None, *(v for v in values if v is not None)])
     return dict(sorted(fields.items()))
 
 
@@ -280,11 +284,89 @@ class Operation:
         return f"{self.kind}{who}"
 
 
+def usable_witnesses(
+    definitions: Iterable[ProcessDefinition], alternatives: int = 4
+) -> dict[tuple[str, str], list[list[dict[str, Any]]]]:
+    """For every stage of every definition, by (process, stage), the field values that take
+    each of its branches (`bpf.definition.satisfy.branch_witnesses`), keeping only values a
+    user can type: a witness that needs a value in a field no step collects (or in a pipeline
+    field) is dropped, and empty values of such fields are left out."""
+    definitions = tuple(definitions)
+    pipeline = {d.pipeline_field for d in definitions}
+    found: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
+    for definition in definitions:
+        for stage in definition.stages:
+            collected = {s.field for st_ in definition.stages if st_.entity == stage.entity
+                         for s in st_.steps} - pipeline
+            options = []
+            for witnesses in branch_witnesses(definition, stage, alternatives):
+                usable = []
+                for w in witnesses:
+                    if any(f not in collected and v is not None for f, v in w.items()):
+                        continue
+                    usable.append({f: v for f, v in w.items() if f in collected})
+                options.append(usable)
+            found[definition.process, stage.id] = options
+    return found
+
+
+def _fill_value(step: Step) -> st.SearchStrategy[Any]:
+    """Nine times in ten a value that fills the step, else an empty or invalid one (a gate
+    then refuses)."""
+    return st.integers(0, 9).flatmap(
+        lambda n: st.one_of(empty_values(step), invalid_values(step)) if n == 0
+        else filled_values(step)
+    )
+
+
+def _walk(definition: ProcessDefinition, who: st.SearchStrategy[Actor | None]
+          ) -> st.SearchStrategy[list[Operation]]:
+    """A walk through the process from its first stage: fill each stage's required steps,
+    choose a branch and type the values that take it, next (now and then previous and next
+    again), and finish at a last stage."""
+    witnesses = usable_witnesses([definition])
+    holders = [a for a in actor_pool([definition]) if a is not None
+               and (not definition.roles or not a.roles.isdisjoint(definition.roles))]
+    mover = st.sampled_from(holders) if holders else who
+
+    @st.composite
+    def walk(draw: st.DrawFn) -> list[Operation]:
+        ops: list[Operation] = []
+        stage = definition.first_stage
+        for _ in range(len(definition.stages)):
+            for step in stage.required_steps:
+                if step.field != definition.pipeline_field:
+                    ops.append(Operation("set", entity=stage.entity, field=step.field,
+                                         value=draw(_fill_value(step))))
+            options = witnesses[definition.process, stage.id]
+            usable = [i for i, w in enumerate(options) if w]
+            if not usable:
+                outcome = draw(st.sampled_from([None, *definition.outcomes]))
+                ops.append(Operation("finish", actor=draw(mover), outcome=outcome))
+                break
+            i = draw(st.sampled_from(usable))
+            for field, value in draw(st.sampled_from(options[i])).items():
+                ops.append(Operation("set", entity=stage.entity, field=field, value=value))
+            ops.append(Operation("next", actor=draw(mover)))
+            if draw(st.integers(0, 4)) == 0:  # back and forth: actions run twice
+                ops += [Operation("previous", actor=draw(mover)),
+                        Operation("next", actor=draw(mover))]
+            stage = definition.stage(definition.branches(stage.id)[i].stage)
+        return ops
+
+    return walk()
+
+
 def operations(
     definition: ProcessDefinition, *, max_size: int = 30
 ) -> st.SearchStrategy[list[Operation]]:
     """Sequences of next / previous / set_active / finish / abandon / reactivate / field edits,
-    by actors that do and do not hold the process roles."""
+    by actors that do and do not hold the process roles.
+
+    Each sequence is a walk through the process (the required steps filled with values of
+    their type, mostly valid; the values that take a branch chosen at random; next, sometimes
+    previous and next again; finish at a last stage) with random operations mixed in, so that
+    flows reach every stage and every branch, and refusals happen on the way."""
     if not isinstance(definition, ProcessDefinition):
         raise TypeError(
             f"operations() takes a ProcessDefinition, got {type(definition).__name__}"
@@ -310,7 +392,16 @@ def operations(
     ]
     # Moves and edits about equally often: a flow goes nowhere without its fields filled.
     step = st.one_of(st.one_of(*moves), st.one_of(*edits)) if edits else st.one_of(*moves)
-    return st.lists(step, max_size=max_size)
+    noise = st.lists(st.tuples(st.integers(0, max_size), step), max_size=max_size // 3)
+
+    def mixed(parts: tuple[list[Operation], list[tuple[int, Operation]]]) -> list[Operation]:
+        ops, extra = list(parts[0]), parts[1]
+        for at, op in extra:
+            ops.insert(min(at, len(ops)), op)
+        return ops[:max_size]
+
+    # The walk shrinks towards a shorter one, the noise towards none.
+    return st.tuples(_walk(definition, who), noise).map(mixed)
 
 
 # -- showing values -------------------------------------------------------------------------------

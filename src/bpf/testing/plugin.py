@@ -42,10 +42,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bpf-seed", type=int, default=None, metavar="N",
         help="seed the checks, to reproduce a run",
     )
+    group.addoption(
+        "--bpf-no-coverage", action="store_true", default=False,
+        help="do not fail a check that missed a stage, branch or outcome (it is still reported)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER)
+
+
+#: The `CheckReport` of every check that passed, for the summary.
+_REPORTS = pytest.StashKey[list[Any]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line per process checked: examples, stages, branches and outcomes reached, and
+    the refusals by reason."""
+    reports = config.stash.get(_REPORTS, [])
+    if not reports:
+        return
+    terminalreporter.section("bpf process checks")
+    for report in reports:
+        refused = ", ".join(f"{reason} {n}" for reason, n in report.refusals.items())
+        terminalreporter.write_line(f"{report}; refused: {refused or 'nothing'}")
 
 
 def _process_files(config: pytest.Config) -> list[Path]:
@@ -131,20 +151,23 @@ class ProcessItem(pytest.Item):
             and d.process != definition.process and d.first_stage.entity == entity
         ]
         option = self.config.getoption
-        check_process(
+        report = check_process(
             definition,
             others=others,
             max_examples=option("bpf_max_examples"),
             steps=option("bpf_steps"),
             store=option("bpf_store"),
             seed=option("bpf_seed"),
+            require_coverage=not option("bpf_no_coverage"),
         )
+        self.config.stash.setdefault(_REPORTS, []).append(report)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from bpf import BpfError
+        from bpf.testing._coverage import ProcessNotCovered
         from bpf.testing._failure import ProcessCheckFailed
 
-        if isinstance(excinfo.value, (ProcessCheckFailed, BpfError)):
+        if isinstance(excinfo.value, (ProcessCheckFailed, ProcessNotCovered, BpfError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
