@@ -14,6 +14,7 @@ Where things are:
 - ``_engines``: the engine an example runs on (the user's factory, memory or a SQLite file);
 - ``_failure``: the properties by name and `ProcessCheckFailed`, how a counterexample reads;
 - ``_minimize``: cuts a failing run down by replaying variants of its operations;
+- ``_expected``: `Refuses` and `Attempt`, the refusals a user's engine makes on purpose;
 - ``_coverage``: what a run reached of a process, why it missed the rest, `ProcessNotCovered`;
 - ``_check``: `check_process` and its `CheckReport`; ``plugin``: the pytest plugin.
 """
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bpf.testing._check import CheckReport, check_process
     from bpf.testing._coverage import ProcessNotCovered
+    from bpf.testing._expected import Attempt, Refuses
     from bpf.testing._failure import PROPERTIES, ProcessCheckFailed
     from bpf.testing._machine import FlowMachine
     from bpf.testing._strategies import Operation, actors, operations, records
@@ -37,6 +39,8 @@ _LAZY = {
     "FlowMachine": "bpf.testing._machine",
     "ProcessCheckFailed": "bpf.testing._failure",
     "ProcessNotCovered": "bpf.testing._coverage",
+    "Refuses": "bpf.testing._expected",
+    "Attempt": "bpf.testing._expected",
     "PROPERTIES": "bpf.testing._failure",
     "check_process": "bpf.testing._check",
     "CheckReport": "bpf.testing._check",
@@ -44,11 +48,13 @@ _LAZY = {
 
 __all__ = [
     "PROPERTIES",
+    "Attempt",
     "CheckReport",
     "FlowMachine",
     "Operation",
     "ProcessCheckFailed",
     "ProcessNotCovered",
+    "Refuses",
     "actors",
     "check_process",
     "operations",

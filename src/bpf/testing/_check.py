@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 import hypothesis
@@ -15,6 +16,7 @@ from bpf.definition.loader import load_process
 from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import Engine
 from bpf.testing._coverage import Gaps, ProcessNotCovered, branch_label
+from bpf.testing._expected import Refuses
 from bpf.testing._failure import ProcessCheckFailed
 from bpf.testing._machine import FlowMachine, default_settings
 from bpf.testing._minimize import minimize
@@ -98,16 +100,21 @@ def check_process(
     derandomize: bool = False,
     settings: hypothesis.settings | None = None,
     require_coverage: bool = True,
+    expect_refusals: Iterable[Refuses] = (),
+    invariants: Iterable[Callable[[Any], None]] = (),
 ) -> CheckReport:
     """Property-test ``process`` (a YAML path or a `ProcessDefinition`) on real flows.
 
     Runs `FlowMachine` for ``max_examples`` random sequences of up to ``steps`` operations,
     with ``others`` (paths or definitions) running on the same records. ``store`` None or
-    "memory" runs in memory; "sqlite" on a temporary file per example, also checking that a
-    new engine sees the same state. ``engine_factory`` makes each engine (called with the
-    store URL, or with None or nothing in memory). ``seed`` or ``derandomize`` make the run
-    reproducible. ``settings`` (Hypothesis settings) replaces ``max_examples``, ``steps`` and
-    ``derandomize``; ``seed`` still applies on top of it.
+    "memory" runs in memory; "sqlite" on a temporary file per example, a PostgreSQL URL
+    (``postgresql+psycopg://...``) in a schema of its own per example, both also checking
+    that a new engine sees the same state. ``expect_refusals``: what your engine's hooks
+    refuse on purpose (`Refuses`). ``invariants``: functions of the machine that raise
+    AssertionError when your own rule is broken, run after every step. ``engine_factory``
+    makes each engine (called with the store URL, or with None or nothing in memory).
+    ``seed`` or ``derandomize`` make the run reproducible. ``settings`` (Hypothesis settings)
+    replaces ``max_examples``, ``steps`` and ``derandomize``; ``seed`` still applies on top.
 
     Returns a `CheckReport`: the stages entered, branches taken, outcomes reached and
     refusals by reason. On a violation raises `ProcessCheckFailed` (an AssertionError) whose
@@ -123,7 +130,8 @@ def check_process(
         if derandomize:
             settings = hypothesis.settings(settings, derandomize=True)
     machine = FlowMachine(definition, others=extra, store=store, engine_factory=engine_factory,
-                          settings=settings)
+                          settings=settings, expect_refusals=expect_refusals,
+                          invariants=invariants)
     began = time.perf_counter()
     try:
         if seed is None:

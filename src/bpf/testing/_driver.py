@@ -14,6 +14,7 @@ import contextlib
 import copy
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
@@ -21,8 +22,9 @@ import attrs
 from bpf._errors import BpfError, Reason, StageGateError
 from bpf.definition.model import ProcessDefinition, Stage, Step
 from bpf.runtime.engine import Engine
-from bpf.runtime.flow import Actor
-from bpf.testing._engines import open_engine, remove_database, temporary_database
+from bpf.runtime.flow import Actor, Flow
+from bpf.testing._engines import example_store, open_engine
+from bpf.testing._expected import Attempt, Refuses
 from bpf.testing._failure import ProcessCheckFailed, Violation
 from bpf.testing._invariants import difference, reopened, snapshot
 from bpf.testing._strategies import show_actor, show_record, show_value
@@ -69,6 +71,10 @@ class Driver:
     store_kind: ClassVar[str] = "memory"
     engine_factory: ClassVar[Callable[..., Engine] | None] = None
     stats: ClassVar[Stats]
+    #: the refusals the user's engine makes on purpose (check_process's expect_refusals)
+    expected: ClassVar[tuple[Refuses, ...]] = ()
+    #: the user's own invariants: functions of the machine, called after every step
+    user_invariants: ClassVar[tuple[Callable[[Any], None], ...]] = ()
     _pipeline_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
@@ -87,14 +93,24 @@ class Driver:
         #: (Hypothesis replays choices and expects the same draws)
         self.taken: set[tuple[str, str, int]] = set()
         self.reached: set[tuple[str, str | None]] = set()
-        self._db = temporary_database() if self.store_kind == "sqlite" else None
+        self._url, self._remove_store = example_store(self.store_kind)
+        #: the engine the example runs on (public, for your invariants)
         self.engine = self._new_engine()
 
     # -- plumbing ----------------------------------------------------------------------------------
 
+    # -- what invariants of your own read ------------------------------------------------------
+
     @property
-    def _url(self) -> str | None:
-        return None if self._db is None else f"sqlite:///{self._db}"
+    def records(self) -> list[dict[str, Any]]:
+        """The example's records as the user holds them (dicts with an ``id``), in order of
+        creation; the flows' fields and the pipeline fields the engine wrote are in them."""
+        return self.world.records
+
+    @property
+    def flows(self) -> list[Flow]:
+        """The engine's flows of the example (`bpf.Flow`, read-only), in order of start."""
+        return [m.flow for m in self.world.models]
 
     def _new_engine(self) -> Engine:
         return open_engine(type(self).engine_factory, self._url, self.definitions)
@@ -103,8 +119,8 @@ class Driver:
         """Close the engine and remove the example's database, if any."""
         with contextlib.suppress(Exception):
             self.engine.close()
-        if self._db is not None:
-            remove_database(self._db)
+        with contextlib.suppress(Exception):  # a schema left behind is no test failure
+            self._remove_store()
 
     def _fail(self, prop: str, text: str, *, as_step: bool = False) -> None:
         main = self.definitions[0]
@@ -133,6 +149,17 @@ class Driver:
     def _new_id(self, entity: str) -> str:
         self.counter[entity] += 1
         return f"{entity}-{self.counter[entity]}"
+
+    def _intended(self, kind: str, process: str, record: Mapping[str, Any],
+                  actor: Actor | None, flow: Flow | None = None, *, stage: str | None = None,
+                  outcome: str | None = None) -> list[Refusal]:
+        """The refusals the user declared for this attempt (`Refuses`)."""
+        if not self.expected:
+            return []
+        attempt = Attempt(kind, process, MappingProxyType(dict(record)), actor, flow,
+                          stage, outcome)
+        return [Refusal(r.reason, r.why, "expected") for r in self.expected
+                if r.applies(attempt)]
 
     def _stage_changed(self, model: FlowModel, stage: Stage, record: Mapping[str, Any],
                        kind: str) -> None:
@@ -168,8 +195,13 @@ class Driver:
             self.stats.results[f"{kind} refused: {reason}"] += 1
             self.steps[-1] = f"{line} → refused ({reason})"
             if not refusals:
+                hint = ""
+                if reason == Reason.CANCEL:
+                    hint = ("; if your hook refuses it on purpose, tell the check: "
+                            f"expect_refusals=[Refuses({str(reason)!r}, when=...)]")
                 raise Violation("allowed", f"{line} → refused ({type(exc).__name__}: {exc}) "
-                                "although the definition allows it", as_step=True) from None
+                                f"although the definition allows it{hint}",
+                                as_step=True) from None
             if reason not in {r.reason for r in refusals}:
                 expected = "; ".join(r.why for r in refusals)
                 raise Violation(
@@ -241,7 +273,8 @@ class Driver:
         flow = self._attempt(
             "start",
             lambda: self.engine.start(process, record, actor=actor),
-            self.world.start_refusals(definition, rid, actor),
+            [*self.world.start_refusals(definition, rid, actor),
+             *self._intended("start", process, record, actor)],
             lambda f: f"started at {f.stage.id}",
         )
         if flow is REFUSED:
@@ -278,6 +311,7 @@ class Driver:
             else:
                 refusals.append(move.without_record())
                 soft.append(Reason.ENTITY)  # an engine.record_factory may supply one
+        refusals += self._intended("next", process, seen, actor, model.flow)
         self._step(line)
         result = self._attempt(
             "next",
@@ -318,7 +352,9 @@ class Driver:
         self._step(f"{model.label}: previous as {show_actor(actor)}")
         result = self._attempt(
             "previous",
-            lambda: model.flow.previous(actor=actor), previous_refusals(model, actor),
+            lambda: model.flow.previous(actor=actor),
+            [*previous_refusals(model, actor), *self._intended(
+                "previous", process, self._active_record(model), actor, model.flow)],
             lambda s: f"back to {model.flow.stage.id}",
         )
         if result is not REFUSED:
@@ -330,11 +366,17 @@ class Driver:
         result = self._attempt(
             "set_active",
             lambda: model.flow.set_active(stage, actor=actor),
-            set_active_refusals(model, stage, actor),
+            [*set_active_refusals(model, stage, actor), *self._intended(
+                "set_active", process, self._active_record(model), actor, model.flow,
+                stage=stage)],
             lambda s: f"{model.flow.stage.id} active",
         )
         if result is not REFUSED:
             self._moved_back(model, stage, "set_active", actor)
+
+    @staticmethod
+    def _active_record(model: FlowModel) -> dict[str, Any]:
+        return model.records[model.definition.stage(model.stage).entity]
 
     def _moved_back(self, model: FlowModel, target: str, kind: str, actor: Actor | None) -> None:
         self._expect_stage(model, target, "path", " (back along the traversed path)")
@@ -354,7 +396,8 @@ class Driver:
         result = self._attempt(
             "finish",
             lambda: model.flow.finish(outcome, actor=actor),
-            finish_refusals(model, outcome, actor, missing),
+            [*finish_refusals(model, outcome, actor, missing), *self._intended(
+                "finish", process, record, actor, model.flow, outcome=outcome)],
             lambda _: f"finished at {model.flow.stage.id}",
             missing=missing,
         )
@@ -378,7 +421,10 @@ class Driver:
         model = self.world.flow(process, rid)
         self._step(f"{model.label}: abandon as {show_actor(actor)}")
         result = self._attempt("abandon", lambda: model.flow.abandon(actor=actor),
-                               move_refusals(model, actor), lambda _: "aborted")
+                               [*move_refusals(model, actor), *self._intended(
+                                   "abandon", process, self._active_record(model), actor,
+                                   model.flow)],
+                               lambda _: "aborted")
         if result is not REFUSED:
             self._status(model, "abandon", "aborted", None, actor)
 
@@ -386,7 +432,9 @@ class Driver:
         model = self.world.flow(process, rid)
         self._step(f"{model.label}: reactivate as {show_actor(actor)}")
         result = self._attempt("reactivate", lambda: model.flow.reactivate(actor=actor),
-                               reactivate_refusals(model, actor),
+                               [*reactivate_refusals(model, actor), *self._intended(
+                                   "reactivate", process, self._active_record(model), actor,
+                                   model.flow)],
                                lambda _: "active again")
         if result is not REFUSED:
             self._status(model, "reactivate", "active", None, actor)

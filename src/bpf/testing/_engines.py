@@ -67,3 +67,45 @@ def remove_database(path: str) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(OSError):
             os.remove(path + suffix)
+
+
+def is_postgres(store: object) -> bool:
+    """Whether ``store`` is a PostgreSQL URL (``postgresql+psycopg://...``)."""
+    return isinstance(store, str) and store.startswith(("postgresql", "postgres:"))
+
+
+def example_store(kind: str) -> tuple[str | None, Callable[[], None]]:
+    """A fresh, empty store for one example: its URL (None: memory) and how to remove it.
+
+    ``kind`` is "memory", "sqlite" (a temporary file) or a PostgreSQL URL (a schema of its own
+    on that database, first on the search path, dropped afterwards)."""
+    if kind == "memory":
+        return None, lambda: None
+    if kind == "sqlite":
+        path = temporary_database()
+        return f"sqlite:///{path}", lambda: remove_database(path)
+    return _temporary_schema(kind)
+
+
+#: One SQLAlchemy engine per PostgreSQL URL, to create and drop the examples' schemas.
+_SERVERS: dict[str, Any] = {}
+
+
+def _temporary_schema(url: str) -> tuple[str, Callable[[], None]]:
+    import uuid
+
+    import sqlalchemy as sa
+
+    server = _SERVERS.get(url)
+    if server is None:
+        server = _SERVERS[url] = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    schema = f"bpf_check_{uuid.uuid4().hex[:12]}"
+    with server.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    scoped = server.url.update_query_dict({"options": f"-csearch_path={schema}"})
+
+    def drop() -> None:
+        with server.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+    return scoped.render_as_string(hide_password=False), drop

@@ -35,6 +35,9 @@ PROPERTIES: Mapping[str, str] = {
     "store": "a new engine on the same store sees the same flows, histories and stage changes",
     "errors": "operations fail only with bpf.BpfError",
     "allowed": "an operation the definition allows succeeds and does what the definition says",
+    "expected": "an operation your expect_refusals say your engine refuses is refused, for "
+    "that reason",
+    "invariant": "your own invariants (check_process(invariants=...)) hold after every step",
 }
 
 

@@ -18,6 +18,8 @@ from bpf.definition.model import ProcessDefinition
 from bpf.runtime.engine import Engine
 from bpf.runtime.flow import Actor
 from bpf.testing._driver import Stats
+from bpf.testing._engines import is_postgres
+from bpf.testing._expected import Refuses
 from bpf.testing._rules import FlowRules
 from bpf.testing._strategies import (
     actor_pool,
@@ -36,6 +38,8 @@ def FlowMachine(
     engine_factory: Callable[..., Engine] | None = None,
     max_records: int = 3,
     settings: Settings | None = None,
+    expect_refusals: Iterable[Refuses] = (),
+    invariants: Iterable[Callable[[Any], None]] = (),
 ) -> type[RuleBasedStateMachine]:
     """A `hypothesis.stateful.RuleBasedStateMachine` driving real flows of ``definition``.
 
@@ -45,9 +49,13 @@ def FlowMachine(
     (the names and sentences are in ``bpf.testing.PROPERTIES``). A violation raises
     `ProcessCheckFailed` listing the steps.
 
-    ``store`` is None or "memory", or "sqlite" (a temporary file per example; the machine then
-    also reopens the store in a new engine and compares). ``engine_factory`` makes the engine
-    (called with the store URL, or with None or nothing for memory); default `bpf.Engine`.
+    ``store`` is None or "memory", "sqlite" (a temporary file per example) or a PostgreSQL URL
+    (a schema of its own per example); on a database the machine also reopens the store in a
+    new engine and compares. ``engine_factory`` makes the engine (called with the store URL,
+    or with None or nothing for memory); default `bpf.Engine`. ``expect_refusals``: what your
+    engine's hooks refuse on purpose (`Refuses`). ``invariants``: functions of the machine
+    (``self.engine``, ``self.records``, ``self.flows``...) that raise AssertionError when
+    something is wrong, called after every step.
 
     Run it with ``hypothesis.stateful.run_state_machine_as_test`` or as a unittest
     ``FlowMachine(d).TestCase``; `check_process` does both the running and the reporting.
@@ -59,8 +67,8 @@ def FlowMachine(
     names = [d.process for d in definitions]
     if len(set(names)) != len(names):
         raise ValueError(f"each process may be given once: {', '.join(names)}")
-    if store not in (None, "memory", "sqlite"):
-        raise ValueError(f"store is None, 'memory' or 'sqlite', not {store!r}")
+    if store not in (None, "memory", "sqlite") and not is_postgres(store):
+        raise ValueError(f"store is None, 'memory', 'sqlite' or a PostgreSQL URL, not {store!r}")
     if max_records < 1:
         raise ValueError("max_records must be at least 1")
     entities = dict.fromkeys(e for d in definitions for e in d.entities)
@@ -72,6 +80,8 @@ def FlowMachine(
         "engine_factory": staticmethod(engine_factory) if engine_factory else None,
         "max_records": max_records,
         "stats": Stats(),
+        "expected": tuple(expect_refusals),
+        "user_invariants": tuple(invariants),
         "_fields": fields,
         "_actors": _actor_strategy(definitions),
         "_actor_order": actor_pool(definitions),

@@ -340,5 +340,11 @@ class FlowRules(Driver, RuleBasedStateMachine):
                 check_flow(model)
             for record in self.world.records:
                 check_record(self.world, self.engine, record)
+            for check in self.user_invariants:
+                try:
+                    check(self)
+                except AssertionError as broken:
+                    name = getattr(check, "__name__", repr(check))
+                    raise Violation("invariant", f"{name}: {broken}".rstrip(": ")) from None
         except Violation as found:
             self._fail(found.property, found.text, as_step=found.as_step)
