@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from bpf.definition.loader import load_process, loads_process
     from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
     from bpf.definition.standard import standard_process, standard_processes
+    from bpf.runtime.aio import AsyncEngine, AsyncFlow
     from bpf.runtime.engine import Engine
     from bpf.runtime.flow import Actor, Flow, FlowEvent
     from bpf.store.base import Event
@@ -52,6 +53,7 @@ _LAZY = {
                     "bpf.definition.model"),
     **dict.fromkeys(("standard_process", "standard_processes"), "bpf.definition.standard"),
     "Engine": "bpf.runtime.engine",
+    **dict.fromkeys(("AsyncEngine", "AsyncFlow"), "bpf.runtime.aio"),
     **dict.fromkeys(("Actor", "Flow", "FlowEvent"), "bpf.runtime.flow"),
     "StageChange": "bpf._history",
     "Event": "bpf.store.base",
@@ -66,6 +68,8 @@ __all__ = [
     "Actor",
     "All",
     "AnyOf",
+    "AsyncEngine",
+    "AsyncFlow",
     "BpfError",
     "BpfWarning",
     "Branch",

@@ -62,6 +62,10 @@ class Engine(Moves):
     """
 
     __module__ = "bpf"  # shown as bpf.Engine, its public name
+    #: the class of the flows the engine makes (`bpf.AsyncEngine` makes awaitable ones)
+    _flow_class: type[Flow] = Flow
+    #: how the engine applies changes (`bpf.AsyncEngine`: a batch per task)
+    _transactions_class: type[Transactions] = Transactions
 
     def __init__(
         self,
@@ -84,7 +88,7 @@ class Engine(Moves):
         # One object per flow in this engine; kept strongly when the store is not durable,
         # since no other copy of the records bound to the flows exists then.
         self._flows = IdentityMap(strong=not self._store.durable)
-        self._tx = Transactions(self._store, self._hooks, self._flows, self._lock)
+        self._tx = self._transactions_class(self._store, self._hooks, self._flows, self._lock)
         self._records = Records(self._bindings, self._registry, self._tx, self._lock)
         self._after = AfterActions(self._store, self._registry)
         self._tx.after_commit = self._after.after_commit
@@ -267,7 +271,7 @@ class Engine(Moves):
                     if row.process == process and row.records[0] == (entity, rid):
                         raise FlowExistsError(f"{entity} {rid!r} already has a {process!r} flow")
             change = core.start(compiled, new_flow_id(), rid, self.now(), actor)
-            flow = Flow(self, compiled, change.after, (record,), [])
+            flow = self._flow_class(self, compiled, change.after, (record,), [])
             if self._hooks["stage_changing"]:
                 self._hooks.before(FlowEvent("stage_changing", flow, "start", None,
                                              change.target.stage.id, "active", "active", actor))
@@ -416,7 +420,7 @@ class Engine(Moves):
                 self._apply_row(flow, row)
             return flow
         compiled = self._compiled_for(row)
-        flow = Flow(self, compiled, row, (None,) * len(row.records))
+        flow = self._flow_class(self, compiled, row, (None,) * len(row.records))
         self._flows.add(flow)
         return flow
 

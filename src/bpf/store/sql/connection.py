@@ -53,11 +53,13 @@ def cause(exc: BaseException) -> str:
 
 
 def engine_from_url(
-    text: str, synchronous: str | None, busy_timeout: float
+    text: str, synchronous: str | None, busy_timeout: float,
+    create: Callable[..., sa.Engine] = sa.create_engine,
 ) -> tuple[sa.Engine, str]:
     """A SQLAlchemy engine for a SQLite or PostgreSQL URL, and the URL as given with its
     password hidden; `StoreError` saying what to use for anything else, or which parameter of
-    the URL's query is not valid."""
+    the URL's query is not valid. ``create`` makes the engine (the asyncio store gives the
+    sync face of an asyncio engine: `bpf.store.sql.aio`)."""
     try:
         url = make_url(text)
     except sa_exc.ArgumentError as exc:
@@ -69,9 +71,9 @@ def engine_from_url(
     backend = url.get_backend_name()
     try:
         if backend == "sqlite":
-            return _sqlite_engine(url, shown, synchronous, busy_timeout), shown
+            return _sqlite_engine(url, shown, synchronous, busy_timeout, create), shown
         if backend == "postgresql":
-            return _postgres_engine(url), shown
+            return _postgres_engine(url, create), shown
     except ImportError as exc:
         hint = " (pip install 'bpf[postgres]')" if backend == "postgresql" else ""
         raise StoreError(
@@ -103,7 +105,8 @@ def sqlite_read_only(url: URL) -> bool:
 
 
 def _sqlite_engine(
-    url: URL, shown: str, synchronous: str | None, busy_timeout: float
+    url: URL, shown: str, synchronous: str | None, busy_timeout: float,
+    create: Callable[..., sa.Engine] = sa.create_engine,
 ) -> sa.Engine:
     query = dict(url.query)
     for key, number in _SQLITE_NUMBERS.items():
@@ -137,7 +140,7 @@ def _sqlite_engine(
             raise StoreError(
                 f"{shown}: cannot create the database file: the directory {parent} does not exist"
             )
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    engine = create(url, connect_args=connect_args, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -164,13 +167,14 @@ def _sqlite_engine(
     return engine
 
 
-def _postgres_engine(url: URL) -> sa.Engine:
+def _postgres_engine(url: URL, create: Callable[..., sa.Engine] = sa.create_engine
+                     ) -> sa.Engine:
     if url.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
         url = url.set(drivername="postgresql+psycopg")
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = 10
-    return sa.create_engine(url, connect_args=connect_args)  # no pre-ping: see the module
+    return create(url, connect_args=connect_args)  # no pre-ping: see the module
 
 
 # -- one database --------------------------------------------------------------------------------
@@ -218,15 +222,18 @@ class Database:
         """
         if self.sqlite and not foreign_keys:
             with self.engine.connect() as conn:
-                driver = conn.connection.driver_connection
-                driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+                # On the DBAPI connection (an asyncio driver's adapter too): outside SQLAlchemy's
+                # transaction, as the PRAGMA needs.
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                cursor.execute("PRAGMA foreign_keys=OFF")
                 try:
                     with self._transaction(conn, write) as inside:
                         yield inside
                 finally:
                     if conn.in_transaction():
                         conn.rollback()
-                    driver.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                    cursor.execute("PRAGMA foreign_keys=ON")
+                    cursor.close()
             return
         with self.engine.connect() as conn, self._transaction(conn, write) as inside:
             yield inside
@@ -328,23 +335,32 @@ class WriteConnection:
         if self._connection is None or self._pid != os.getpid():
             self._open()
         connection = self._connection
-        driver = connection.driver_connection
+        # The DBAPI connection commits and rolls back: the driver's own one, or under asyncio
+        # SQLAlchemy's adapter of it, whose methods wait on the driver's coroutines.
+        dbapi = connection.dbapi_connection
         cursor = self._cursor
         sqlite = self._db.sqlite
+        began = False
         try:
             if sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
                 result = work(cursor)
-                driver.commit()
+                dbapi.commit()
             elif one_statement:
                 result = work(cursor)
             else:
-                with driver.transaction():
-                    result = work(cursor)
+                # In autocommit: BEGIN and COMMIT said here (what psycopg's transaction() says).
+                cursor.execute("BEGIN")
+                began = True
+                result = work(cursor)
+                cursor.execute("COMMIT")
         except BaseException as exc:
+            if began:
+                with contextlib.suppress(self._db.driver_error):  # a dropped connection
+                    cursor.execute("ROLLBACK")
             if sqlite:
-                if driver.in_transaction:
-                    driver.rollback()
+                if connection.driver_connection.in_transaction:
+                    dbapi.rollback()
             elif (isinstance(exc, self._db.driver_error)
                     and self._db.engine.dialect.is_disconnect(
                         exc, connection.dbapi_connection, cursor)):
@@ -375,8 +391,8 @@ class WriteConnection:
         connection = engine.raw_connection()
         try:
             if not self._db.sqlite:
-                connection.driver_connection.autocommit = True
-            cursor = connection.driver_connection.cursor()
+                connection.dbapi_connection.autocommit = True
+            cursor = connection.dbapi_connection.cursor()
         except BaseException:
             connection.close()
             raise
@@ -389,5 +405,5 @@ class WriteConnection:
             if connection is not None and self._pid == os.getpid():
                 with contextlib.suppress(Exception):  # a dropped connection: nothing to reset
                     if not self._db.sqlite:
-                        connection.driver_connection.autocommit = False
+                        connection.dbapi_connection.autocommit = False
                 connection.close()

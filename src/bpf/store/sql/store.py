@@ -60,6 +60,7 @@ class SQLStore(Store):
         schema: str | None = None,
         synchronous: str | None = None,
         busy_timeout: float = 30.0,
+        _open: bool = True,
     ) -> None:
         if isinstance(target, sa.Engine):
             engine, own = target, False
@@ -85,6 +86,11 @@ class SQLStore(Store):
         self.read_only = self._db.read_only
         self._writer = Writer(self._db)
         self._outbox = Outbox(self._db)
+        if _open:  # the asyncio store opens it later, awaited (`bpf.store.sql.aio`)
+            self.open()
+
+    def open(self) -> None:
+        """Create the tables, or check the stored schema version."""
         try:
             with self._db.errors("cannot open the store"):
                 open_schema(self._db)

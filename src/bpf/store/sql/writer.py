@@ -69,8 +69,9 @@ class Writer:
         )
         self._listening: weakref.WeakSet[Connection] = weakref.WeakSet()
 
-    def write(self, ops: Sequence[Op]) -> None:
-        """See `bpf.store.Store.write`: in a transaction of the store's own."""
+    def write(self, ops: Sequence[Op], via: WriteConnection | None = None) -> None:
+        """See `bpf.store.Store.write`: in a transaction of the store's own, on its write
+        connection or on ``via`` (the asyncio store writes on several)."""
         if not ops:
             return
         inserted = [op for op in ops if type(op) is InsertFlow]
@@ -79,7 +80,7 @@ class Writer:
         if self._statements is None:
             self._statements = Statements(self._db.engine.dialect, self._db.schema)
         single = self._single_move(ops, self._known)
-        run = self._connection.run
+        run = (via or self._connection).run
         try:
             if single is None:
                 states = run(lambda cursor: self._apply(cursor, ops))
