@@ -94,62 +94,64 @@ class AsyncFlow(Flow):
     __module__ = "bpf"
     __slots__ = ()
 
-    def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
-        return self._engine._facade._locked(self, fn, *args, **kwargs)  # type: ignore[attr-defined]
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        facade: AsyncEngine = self._engine._facade  # type: ignore[attr-defined]
+        if facade._direct:
+            # Nothing awaited inside: the operation runs whole before any other task does,
+            # so it needs neither the greenlet nor the flow's lock.
+            return fn(*args)
+        return await facade._locked(self, fn, *args)
 
     async def next(  # type: ignore[override]
         self, *, actor: Actor | None = None, record: Any = None,
         expected_stage: str | None = None, expected_revision: int | None = None,
     ) -> Stage:
         """See `bpf.Flow.next`."""
-        return await self._run(Flow.next, self, actor=actor, record=record,
-                               expected_stage=expected_stage,
-                               expected_revision=expected_revision)
+        return await self._run(self._engine._next, self, actor, record, expected_stage,
+                               expected_revision)
 
     async def previous(  # type: ignore[override]
         self, *, actor: Actor | None = None, expected_stage: str | None = None,
         expected_revision: int | None = None,
     ) -> Stage:
         """See `bpf.Flow.previous`."""
-        return await self._run(Flow.previous, self, actor=actor, expected_stage=expected_stage,
-                               expected_revision=expected_revision)
+        return await self._run(self._engine._previous, self, actor, expected_stage,
+                               expected_revision)
 
     async def set_active(  # type: ignore[override]
         self, stage_id: str, *, actor: Actor | None = None, expected_stage: str | None = None,
         expected_revision: int | None = None,
     ) -> Stage:
         """See `bpf.Flow.set_active`."""
-        return await self._run(Flow.set_active, self, stage_id, actor=actor,
-                               expected_stage=expected_stage,
-                               expected_revision=expected_revision)
+        return await self._run(self._engine._set_active, self, stage_id, actor,
+                               expected_stage, expected_revision)
 
     async def finish(  # type: ignore[override]
         self, outcome: str | None = None, *, actor: Actor | None = None,
         expected_stage: str | None = None, expected_revision: int | None = None,
     ) -> None:
         """See `bpf.Flow.finish`."""
-        await self._run(Flow.finish, self, outcome, actor=actor, expected_stage=expected_stage,
-                        expected_revision=expected_revision)
+        await self._run(self._engine._finish, self, outcome, actor, expected_stage,
+                        expected_revision)
 
     async def abandon(  # type: ignore[override]
         self, *, actor: Actor | None = None, expected_stage: str | None = None,
         expected_revision: int | None = None,
     ) -> None:
         """See `bpf.Flow.abandon`."""
-        await self._run(Flow.abandon, self, actor=actor, expected_stage=expected_stage,
-                        expected_revision=expected_revision)
+        await self._run(self._engine._abandon, self, actor, expected_stage, expected_revision)
 
     async def reactivate(  # type: ignore[override]
         self, *, actor: Actor | None = None, expected_stage: str | None = None,
         expected_revision: int | None = None,
     ) -> None:
         """See `bpf.Flow.reactivate`."""
-        await self._run(Flow.reactivate, self, actor=actor, expected_stage=expected_stage,
-                        expected_revision=expected_revision)
+        await self._run(self._engine._reactivate, self, actor, expected_stage,
+                        expected_revision)
 
     async def refresh(self) -> AsyncFlow:  # type: ignore[override]
         """See `bpf.Flow.refresh`."""
-        await self._run(Flow.refresh, self)
+        await self._run(self._engine._refresh, self)
         return self
 
     async def view(self, actor: Actor | None = None) -> dict[str, Any]:  # type: ignore[override]
@@ -215,6 +217,7 @@ class AsyncEngine:
         self._sync._facade = self
         #: greenlets are needed once the store does I/O or an async callable is registered
         self._direct = not opened.durable
+        self._spawn = _greenlet()[1]
         self._opening: asyncio.Lock | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -229,16 +232,17 @@ class AsyncEngine:
             await self.open()
         if self._direct:
             return fn(*args, **kwargs)
-        _, greenlet_spawn = _greenlet()
-        return await greenlet_spawn(fn, *args, **kwargs)  # type: ignore[no-any-return]
+        return await self._spawn(fn, *args, **kwargs)  # type: ignore[no-any-return]
 
-    async def _locked(self, flow: Flow, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _locked(self, flow: Flow, fn: Callable[..., T], *args: Any) -> T:
         """``fn`` with the flow's lock held: one move of a flow at a time in this process."""
-        lock = self._locks.get(flow.id)
+        lock = self._locks.get(flow._state.id)
         if lock is None:
-            lock = self._locks[flow.id] = asyncio.Lock()
+            lock = self._locks[flow._state.id] = asyncio.Lock()
         async with lock:
-            return await self._call(fn, *args, **kwargs)
+            if self._pending_open:
+                await self.open()
+            return await self._spawn(fn, *args)  # type: ignore[no-any-return]
 
     def _async_callable(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         wrapped = _awaiting(fn)
