@@ -271,7 +271,10 @@ class Engine(Moves):
                     if row.process == process and row.records[0] == (entity, rid):
                         raise FlowExistsError(f"{entity} {rid!r} already has a {process!r} flow")
             change = core.start(compiled, new_flow_id(), rid, self.now(), actor)
-            flow = self._flow_class(self, compiled, change.after, (record,), [])
+            # A durable store is read back for history; the memory store holds the history
+            # itself, and a second list per flow would cost a million flows 120 MB.
+            flow = self._flow_class(self, compiled, change.after, (record,),
+                                    [] if self._store.durable else None)
             if self._hooks["stage_changing"]:
                 self._hooks.before(FlowEvent("stage_changing", flow, "start", None,
                                              change.target.stage.id, "active", "active", actor))
