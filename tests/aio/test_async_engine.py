@@ -218,3 +218,41 @@ async def test_many_tasks_move_many_flows(sql_engine):
 def test_async_engine_is_public():
     assert bpf.AsyncEngine.__module__ == "bpf"
     assert repr(bpf.AsyncEngine("memory")) == "<bpf.AsyncEngine store='memory'>"
+
+
+async def test_a_sync_and_an_async_engine_share_one_database(persistent_url, clock):
+    sync = bpf.Engine(persistent_url, clock=clock)
+    sync.register(bpf.loads_process(SALES))
+    record = {"id": "o-1", **QUALIFIED}
+    flow = sync.start("deal", record, actor=SELLER)
+    try:
+        async with bpf.AsyncEngine(persistent_url, clock=clock) as engine:
+            await engine.register(bpf.loads_process(SALES))
+            (mine,) = await engine.flows(record)
+            await mine.next(actor=SELLER)
+            with pytest.raises(bpf.ConcurrencyError):  # the sync engine's copy is stale
+                flow.next(actor=SELLER)
+            assert (await mine.refresh()).revision == 2
+            found = [f.id async for f in engine.iter_flows("deal", status="active")]
+            assert found == [flow.id]
+    finally:
+        sync.close()
+    with bpf.Engine(persistent_url) as again:
+        assert again.get_flow(flow.id).stage.id == "develop"
+
+
+async def test_switch_and_migrate_are_awaited(async_engine):
+    from aio_support import REVIEW
+
+    await async_engine.register(bpf.loads_process(SALES))
+    with pytest.warns(bpf.PipelineFieldWarning):
+        await async_engine.register(bpf.loads_process(REVIEW))
+    record = {"id": "o-1"}
+    deal = await async_engine.start("deal", record, actor=SELLER)
+    review = await async_engine.switch(record, "deal-review")
+    assert (await async_engine.active_flow(record)).id == review.id
+    assert (await async_engine.switch(record, "deal", actor=SELLER)).id == deal.id
+    with pytest.warns(bpf.PipelineFieldWarning):
+        await async_engine.register(bpf.loads_process(SALES + "version: 2\n"))
+    assert await async_engine.migrate("deal", 2, actor=SELLER) == 1
+    assert (await async_engine.get_flow(deal.id)).version == 2
