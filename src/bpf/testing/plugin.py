@@ -34,9 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="operations per example at most; default 30",
     )
     group.addoption(
-        "--bpf-store", choices=("memory", "sqlite"), default="memory",
-        help="run the flows in memory (default) or in a temporary SQLite file, which also "
-        "checks that a new engine sees the same state",
+        "--bpf-store", default="memory", metavar="memory|sqlite|URL",
+        help="run the flows in memory (default), in a temporary SQLite file, or on the "
+        "PostgreSQL database of URL (a schema per example); a database also checks that a new "
+        "engine sees the same state",
     )
     group.addoption(
         "--bpf-seed", type=int, default=None, metavar="N",
