@@ -142,7 +142,9 @@ def main() -> None:
             "follow one another: a pool of connections keeps a slow hook or a waiting task "
             "from holding up other flows' moves, but does not raise the moves per second "
             "much; the last two rows show the pool's gain when commits do not wait for the "
-            "WAL flush.")
+            "WAL flush. One event loop also does the client's work of every connection: on "
+            "one connection it is busy about 60% of a move's time, which bounds what more "
+            "connections can add in one process on a 2-core machine shared with the server.")
         write_section("async", "The asyncio engine", body,
                       f"python benchmarks/bench_async.py --flows {n} --rounds {rounds}")
 
