@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 from aio_support import QUALIFIED, SALES, SELLER
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import bpf
 
@@ -17,6 +18,19 @@ TWO = ("process: p\nname: P\nentity: opportunity\npipeline_field: stepname\nstag
        "  - {id: a, name: A, category: Qualify, on_exit: [leave]}\n"
        "  - {id: b, name: B, category: Develop, on_enter: [arrive]}\n"
        "  - {id: c, name: C, category: Close}\n")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Opportunity(Base):
+    """An application's table, its rows the records of a flow."""
+
+    __tablename__ = "aio_opportunity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    budgetamount: Mapped[int | None]
+    stepname: Mapped[str | None]
 
 
 @pytest.fixture
@@ -256,3 +270,42 @@ async def test_switch_and_migrate_are_awaited(async_engine):
         await async_engine.register(bpf.loads_process(SALES + "version: 2\n"))
     assert await async_engine.migrate("deal", 2, actor=SELLER) == 1
     assert (await async_engine.get_flow(deal.id)).version == 2
+
+
+async def test_an_orm_model_loads_and_saves_through_the_async_session(persistent_url, clock):
+    """A web request: the record is a mapped row, loaded and written with the request's
+    AsyncSession; bpf's rows and the pipeline field commit with it."""
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    plain = bpf.loads_process(
+        "process: deal\nname: Deal\nentity: opportunity\npipeline_field: stepname\nstages:\n"
+        "  - id: qualify\n    name: Qualify\n    category: Qualify\n    steps:\n"
+        "      - {field: budgetamount, label: Budget, type: money, required: true}\n"
+        "  - {id: develop, name: Develop, category: Develop}\n")
+    app = _app_engine(persistent_url)
+    engine = bpf.AsyncEngine(persistent_url, clock=clock)
+    try:
+        async with app.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await engine.register(plain)
+        engine.entity("opportunity", model=Opportunity)
+        async with AsyncSession(app) as session:
+            async with session.begin(), engine.transaction(session):
+                session.add(Opportunity(id=7))
+                await session.flush()
+                flow = await engine.start("deal", await session.get(Opportunity, 7))
+        async with AsyncSession(app) as session:
+            async with session.begin(), engine.transaction(session):
+                row = await session.get(Opportunity, 7)
+                (same,) = await engine.flows(row)  # the flow, bound to this request's row
+                assert same is flow
+                row.budgetamount = 5000
+                await flow.next(expected_revision=1)
+        async with AsyncSession(app) as session:
+            stepname = await session.scalar(sa.select(Opportunity.stepname))
+        assert stepname == "2-Develop"
+        assert (await engine.get_flow(flow.id)).revision == 2
+    finally:
+        await engine.aclose()
+        await app.dispose()
