@@ -290,18 +290,18 @@ async def test_an_orm_model_loads_and_saves_through_the_async_session(persistent
             await conn.run_sync(Base.metadata.create_all)
         await engine.register(plain)
         engine.entity("opportunity", model=Opportunity)
-        async with AsyncSession(app) as session:
-            async with session.begin(), engine.transaction(session):
-                session.add(Opportunity(id=7))
-                await session.flush()
-                flow = await engine.start("deal", await session.get(Opportunity, 7))
-        async with AsyncSession(app) as session:
-            async with session.begin(), engine.transaction(session):
-                row = await session.get(Opportunity, 7)
-                (same,) = await engine.flows(row)  # the flow, bound to this request's row
-                assert same is flow
-                row.budgetamount = 5000
-                await flow.next(expected_revision=1)
+        async with (AsyncSession(app) as session, session.begin(),
+                    engine.transaction(session)):
+            session.add(Opportunity(id=7))
+            await session.flush()
+            flow = await engine.start("deal", await session.get(Opportunity, 7))
+        async with (AsyncSession(app) as session, session.begin(),
+                    engine.transaction(session)):
+            row = await session.get(Opportunity, 7)
+            (same,) = await engine.flows(row)  # the flow, bound to this request's row
+            assert same is flow
+            row.budgetamount = 5000
+            await flow.next(expected_revision=1)
         async with AsyncSession(app) as session:
             stepname = await session.scalar(sa.select(Opportunity.stepname))
         assert stepname == "2-Develop"
