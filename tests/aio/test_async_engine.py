@@ -309,3 +309,15 @@ async def test_an_orm_model_loads_and_saves_through_the_async_session(persistent
     finally:
         await engine.aclose()
         await app.dispose()
+
+
+async def test_the_store_is_awaited_too(async_engine):
+    await async_engine.register(bpf.loads_process(SALES))
+    flow = await async_engine.start("deal", {"id": "o-1", **QUALIFIED}, actor=SELLER)
+    await flow.next(actor=SELLER)
+    store = async_engine.store
+    assert (await store.get_flow(flow.id)).revision == 2
+    assert [e.kind for e in await store.history(flow.id)] == ["start", "next"]
+    assert await store.stage_counts("deal") == {(1, "develop"): 1}
+    assert [row.id async for row in store.iter_flows("deal")] == [flow.id]
+    assert (await store.last_change("o-1", "opportunity")).to_stage == "develop"

@@ -36,6 +36,7 @@ from bpf.runtime.bindings import EntityBinding
 from bpf.runtime.engine import Engine
 from bpf.runtime.flow import Actor, Flow, FlowEvent
 from bpf.runtime.transaction import Transactions, Unit
+from bpf.store.aio import AsyncStore
 from bpf.store.base import Store
 
 T = TypeVar("T")
@@ -266,8 +267,9 @@ class AsyncEngine:
     # -- configuration ---------------------------------------------------------------------------
 
     @property
-    def store(self) -> Store:
-        return self._sync.store
+    def store(self) -> AsyncStore:
+        """The store, awaited (`bpf.store.aio.AsyncStore`; its ``sync`` is the store)."""
+        return AsyncStore(self._sync.store, self.open)
 
     @property
     def engine(self) -> Engine:
