@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from outbox_process import DEAL
 
 import bpf
-
-DEAL = """
-process: deal
-name: Deal
-entity: opportunity
-stages:
-  - id: qualify
-    name: Qualify
-    after_exit: [left]
-  - id: develop
-    name: Develop
-    on_enter: [check]
-    after_enter: [mail]
-  - {id: close, name: Close}
-"""
 
 
 @pytest.fixture

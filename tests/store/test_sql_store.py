@@ -17,7 +17,7 @@ from bpf.store.sql import schema as sql_schema
 
 TABLES = {"bpf_meta", "bpf_flows", "bpf_flow_records", "bpf_history", "bpf_records",
           "bpf_definitions", "bpf_events", "bpf_event_counter", "bpf_event_horizons",
-          "bpf_consumers"}
+          "bpf_consumers", "bpf_consumer_locks"}
 
 
 def tables(url: str, schema: str | None = None) -> set[str]:

@@ -13,9 +13,11 @@ rolled-back change).
 ``bpf_consumers`` keeps each consumer's position per partition (events are spread over
 `bpf.store.base.PARTITIONS` by flow id). A worker claims one partition at a time:
 
-- on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` on a connection of its own, whose
-  transaction stays open while it handles the events: another worker skips the row, and the
-  lock ends with the connection (a killed worker's partition is free at once);
+- on PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` of the partition's row in
+  ``bpf_consumer_locks``, on a connection of its own whose transaction stays open while it
+  handles the events: another worker skips the row, and the lock ends with the connection (a
+  killed worker's partition is free at once). Acknowledgements commit the position in
+  ``bpf_consumers`` on another connection meanwhile;
 - on SQLite, which has no row locks, by writing its name and a lease time into the row in a
   write transaction (the database's single writer serializes claims); a lease that ran out,
   or one held by a process of this host that no longer runs, may be taken over.
@@ -89,8 +91,16 @@ consumers = sa.Table(
     sa.Column("lease_until", sa.Float, nullable=False, default=0.0),  # ...until (epoch s)
 )
 
+locks = sa.Table(
+    # PostgreSQL: a worker holds a partition by locking its row here (FOR UPDATE SKIP LOCKED)
+    # for as long as it works on it; the position, in bpf_consumers, is committed meanwhile.
+    "bpf_consumer_locks", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
+)
+
 #: The outbox tables, created with the others (schema version 3).
-TABLES = (events, counter, horizons, consumers)
+TABLES = (events, counter, horizons, consumers, locks)
 
 #: An event's columns as `event_params` builds them (``seq`` first on PostgreSQL only).
 EVENT_COLUMNS = (
@@ -208,6 +218,10 @@ class Outbox:
                 sa.select(sa.literal(name), horizons.c.part, horizons.c.seq,
                           sa.null(), sa.literal(0.0)).where(horizons.c.part >= 0),
             ).on_conflict_do_nothing())
+            conn.execute(self._insert_or_ignore(locks).from_select(
+                ("name", "part"),
+                sa.select(sa.literal(name), horizons.c.part).where(horizons.c.part >= 0),
+            ).on_conflict_do_nothing())
 
     @staticmethod
     def _check_behind(conn: sa.Connection, name: str) -> None:
@@ -266,6 +280,7 @@ class Outbox:
     def _claim_locked(self, name: str, worker: str, limit: int,
                       partition: int | None) -> Claim | None:
         self.release(name, worker)
+        c, lk = consumers.c, locks.c
         with self._db.errors("cannot claim events"):
             with self._db.transaction(write=True) as conn:
                 self._ensure(conn, name)
@@ -273,15 +288,22 @@ class Outbox:
             conn = self._db.engine.connect()
             try:
                 conn.begin()
+                pending = self._pending(name, partition).subquery()
                 row = conn.execute(
-                    self._pending(name, partition).limit(1)
-                    .with_for_update(skip_locked=True, of=consumers)
+                    sa.select(lk.part)
+                    .join_from(locks, pending, pending.c.part == lk.part)
+                    .where(lk.name == name).order_by(pending.c.position, lk.part).limit(1)
+                    .with_for_update(skip_locked=True, of=locks)
                 ).first()
                 if row is None:
                     conn.close()
                     return None
-                claim = Claim(row.part, row.position,
-                              self._events(conn, row.part, row.position, limit))
+                # Read again, now that the partition is ours: a statement of its own sees
+                # every position its previous holder committed before letting it go.
+                position = conn.scalar(sa.select(c.position).where(c.name == name,
+                                                                   c.part == row.part))
+                claim = Claim(row.part, position,
+                              self._events(conn, row.part, position, limit))
             except BaseException:
                 conn.close()
                 raise
@@ -293,10 +315,10 @@ class Outbox:
             release: bool) -> bool:
         c = consumers.c
         where = (c.name == name, c.part == partition)
-        advance = {"position": sa.func.max(c.position, position) if self._db.sqlite
-                   else sa.func.greatest(c.position, position)}
         if self._db.sqlite:
-            values = {**advance, "owner": None} if release else advance
+            values: dict[str, Any] = {"position": sa.func.max(c.position, position)}
+            if release:
+                values["owner"] = None
             with self._db.errors("cannot acknowledge events"), \
                     self._db.transaction(write=True) as conn:
                 done = conn.execute(consumers.update().where(*where, c.owner == worker)
@@ -306,29 +328,14 @@ class Outbox:
             held = self._held.get((name, worker))
             if held is None or held[1] != partition:
                 return False
-            if release:
-                del self._held[(name, worker)]
-        conn = held[0]
-        with self._db.errors("cannot acknowledge events"):
-            try:
-                conn.execute(consumers.update().where(*where).values(**advance))
-                conn.commit()
-                if release:
-                    conn.close()
-                    return True
-                # Take the row again, for the rest of the claimed events.
-                conn.begin()
-                again = conn.execute(sa.select(c.part).where(*where)
-                                     .with_for_update(skip_locked=True)).first()
-            except BaseException:
-                with self._lock:
-                    self._held.pop((name, worker), None)
-                conn.close()
-                raise
-        if again is None:  # another worker took it in between: ours are acknowledged
-            with self._lock:
-                self._held.pop((name, worker), None)
-            conn.close()
+        # The position row is not the locked one (bpf_consumer_locks is): it is written and
+        # committed at once, while the claim's transaction keeps the partition.
+        with self._db.errors("cannot acknowledge events"), \
+                self._db.transaction(write=True) as conn:
+            conn.execute(consumers.update().where(*where)
+                         .values(position=sa.func.greatest(c.position, position)))
+        if release:
+            self.release(name, worker)
         return True
 
     def release(self, name: str, worker: str) -> None:
@@ -402,9 +409,6 @@ class Outbox:
             return True  # events may have come before we listened: read first
         with self._db.errors("cannot wait for events"):
             for _ in listener.notifies(timeout=timeout, stop_after=1):
-                # Drain what else is queued: one read serves them all.
-                for _ in listener.notifies(timeout=0):
-                    pass
                 return True
         return False
 
