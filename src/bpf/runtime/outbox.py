@@ -17,7 +17,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -214,14 +213,3 @@ def _call(fn: Callable[[Event], Any], event: Event, name: str, when: str, stage:
             f"{event.flow_id!r}, {event.kind}); the change stands and the event stays "
             f"unacknowledged, delivered again by engine.deliver(): {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def wait_for(store: Store, check: Callable[[], bool], timeout: float) -> bool:
-    """Wait until ``check()`` or ``timeout`` seconds, woken by new events."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        store.wait_events(min(left, 1.0))
-    return True

@@ -33,7 +33,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -454,8 +453,3 @@ def _alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
