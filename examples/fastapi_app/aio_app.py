@@ -10,12 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-
-import bpf
-from bpf.store.sql.aio import async_url
 from examples.fastapi_app.app import (
     Action,
     Base,
@@ -25,6 +19,12 @@ from examples.fastapi_app.app import (
     Opportunity,
     User,
 )
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+import bpf
+from bpf.store.sql.aio import async_url
 
 
 def create_app(url: str | None = None, process: bpf.ProcessDefinition | None = None) -> FastAPI:

@@ -4,11 +4,10 @@ create, fill, move in one AsyncSession transaction; a double submit moves once."
 from __future__ import annotations
 
 from appkit import USERS, fresh_look
-from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
-
 from examples.fastapi_app import User, database
 from examples.fastapi_app.aio_app import create_app
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 
 def _users(url: str) -> None:
