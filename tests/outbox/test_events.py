@@ -273,3 +273,39 @@ def test_the_memory_store_keeps_a_bounded_number_of_events(deal, actions):
     assert 90 <= len(events) <= 100 and events[-1].record_id == "opp-299"
     with pytest.raises(bpf.EventsPrunedError):
         consumer.poll()
+
+
+def test_a_change_inside_the_applications_transaction_has_its_event_only_if_it_commits(
+        make_persistent_engine, deal, actions):
+    engine = make_persistent_engine(actions=actions)
+    engine.register(deal)
+    flow = engine.start("deal", {"id": "opp-1"})
+    with engine.store.engine.connect() as conn:
+        with engine.transaction(conn):
+            flow.next()
+        conn.rollback()
+    assert kinds(engine) == [("start", None, "qualify")] and actions.ran == []
+    flow.refresh()
+    with engine.store.engine.connect() as conn:
+        with engine.transaction(conn):
+            flow.next()
+        assert actions.ran == []  # not before the application commits
+        conn.commit()
+    assert kinds(engine)[-1] == ("next", "qualify", "develop")
+    engine.deliver()  # SQLAlchemy tells of a Connection's commit before it is done
+    assert [a for a, _ in actions.ran] == ["left", "mail"]
+
+
+def test_after_actions_of_an_orm_session_run_once_it_commits(
+        make_persistent_engine, deal, actions):
+    from sqlalchemy.orm import Session
+
+    engine = make_persistent_engine(actions=actions)
+    engine.register(deal)
+    flow = engine.start("deal", {"id": "opp-1"})
+    with Session(engine.store.engine) as session:
+        with engine.transaction(session):
+            flow.next()
+        assert actions.ran == []
+        session.commit()
+    assert [a for a, _ in actions.ran] == ["left", "mail"]

@@ -320,7 +320,10 @@ class Transactions:
                 and self.after_commit is not None and change.kind in ACTION_KINDS:
             if unit is None:
                 self.after_commit(change.after.id)
-            elif not unit.deliver:
+            elif not unit.deliver and (unit.connection is None or unit.session is not None):
+                # Not for an application's Connection: SQLAlchemy tells of its commit before
+                # the commit is done; engine.deliver() (or the partition's next delivery)
+                # runs those after-actions.
                 unit.deliver = True
                 unit.after.append(functools.partial(self.after_commit, None))
         if quiet:
