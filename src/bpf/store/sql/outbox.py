@@ -3,7 +3,8 @@ claiming a partition for one worker, pruning, and waiting for new events.
 
 ``bpf_events`` holds one row per committed change, written in the transaction of the change.
 Its ``seq`` grows in commit order: SQLite has one writer at a time and numbers rows itself
-(AUTOINCREMENT: a number is never reused, even once every event was pruned); PostgreSQL takes
+(the largest number plus one: pruning always keeps the newest event, so a number is never
+reused; AUTOINCREMENT would cost a write of its own per event); PostgreSQL takes
 the numbers from the one row of ``bpf_event_counter``, whose row lock is held until the
 commit, so a reader that sees event n has every event below n visible too (a sequence would
 hand numbers out in start order, and a reader could pass an event committed late). The same
@@ -66,7 +67,6 @@ events = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     # A worker reads its partition after its position.
     sa.Index("ix_bpf_events_part", "part", "seq"),
-    sqlite_autoincrement=True,
 )
 
 counter = sa.Table(
@@ -358,7 +358,11 @@ class Outbox:
         with self._db.errors("cannot prune events"), \
                 self._db.transaction(write=True) as conn:
             last = conn.scalar(sa.select(sa.func.max(events.c.seq)).where(events.c.at < before))
-            if last is None:
+            if last is not None and self._db.sqlite:
+                # The newest event stays: SQLite numbers the next one after it.
+                newest = conn.scalar(sa.select(sa.func.max(events.c.seq)))
+                last = last if last < newest else last - 1
+            if not last:
                 return 0
             tops = conn.execute(
                 sa.select(events.c.part, sa.func.max(events.c.seq))
