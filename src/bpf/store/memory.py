@@ -34,6 +34,8 @@ from bpf.store.base import (
     partition_of,
 )
 
+_new = tuple.__new__
+
 
 class _RecordState:
     __slots__ = ("active", "flows", "last_change")
@@ -59,6 +61,7 @@ class MemoryStore(Store):
         self._history: dict[str, list[StageChange]] = {}
         self._seq = 0
         self._outbox = threading.Condition(threading.Lock())
+        self._waiters = 0
         self._events: list[Event] = []
         self._first = 0  # events before this index are pruned
         self._parts: list[list[Event]] = [[] for _ in range(PARTITIONS)]
@@ -198,14 +201,16 @@ class MemoryStore(Store):
         # Called inside `write`, under the engine's lock; the outbox lock orders it with
         # consumers in other threads.
         with self._outbox:
-            self._seq += 1
-            event = event._replace(seq=self._seq)
+            self._seq = seq = self._seq + 1
+            # Built as a tuple, not with _replace: this runs on every move of every flow.
+            event = _new(Event, (event[0], seq, *event[2:]))
             self._events.append(event)
             self._parts[partition_of(event.flow_id)].append(event)
             kept = len(self._events) - self._first
             if kept > self.max_events:  # drop a hundredth at a time: amortized
                 self._drop_oldest(kept - self.max_events + self.max_events // 100)
-            self._outbox.notify_all()
+            if self._waiters:
+                self._outbox.notify_all()
 
     def _drop_oldest(self, count: int) -> None:
         for event in self._events[self._first:self._first + count]:
@@ -307,7 +312,11 @@ class MemoryStore(Store):
     def wait_events(self, timeout: float) -> bool:
         with self._outbox:
             seq = self._seq
-            self._outbox.wait_for(lambda: self._seq != seq, timeout)
+            self._waiters += 1  # so that appends notify only while someone waits
+            try:
+                self._outbox.wait_for(lambda: self._seq != seq, timeout)
+            finally:
+                self._waiters -= 1
             return self._seq != seq
 
     def _consumer(self, name: str) -> list[list[Any]]:
