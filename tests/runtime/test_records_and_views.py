@@ -18,7 +18,8 @@ def both(new_engine):
     """An engine running a lead process and an opportunity process."""
     engine = new_engine()
     engine.register(bpf.loads_process(SALES, source="deal.yaml"))
-    engine.register(bpf.loads_process(LEAD, source="lead.yaml"))
+    with pytest.warns(bpf.PipelineFieldWarning, match="both write opportunity.stepname"):
+        engine.register(bpf.loads_process(LEAD, source="lead.yaml"))
     return engine
 
 
