@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -22,6 +21,7 @@ from bpf.runtime.core import Change
 from bpf.runtime.flow import Flow, FlowEvent
 from bpf.runtime.hooks import Hooks, run_actions
 from bpf.runtime.identity import IdentityMap, new_event_id
+from bpf.runtime.joined import listen_for_end
 from bpf.runtime.outbox import ACTION_KINDS
 from bpf.runtime.records import set_field
 from bpf.store.base import (
@@ -154,77 +154,6 @@ class Unit:
     def rollback(self, *, rolled_back: bool = False) -> None:
         for snapshot in reversed(self.snapshots):
             snapshot.restore(rolled_back=rolled_back)
-
-
-# What waits on each application transaction: (on_commit, on_rollback) pairs, by the Session
-# or Connection, whose listeners are registered once and never removed (SQLAlchemy cannot
-# remove a listener while its event runs, and a Session or Connection lives for a request).
-_waiting: weakref.WeakKeyDictionary[Any, list[tuple[Callable[[], None], Callable[[], None]]]] = (
-    weakref.WeakKeyDictionary()
-)
-_committed: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _fire(target: Any, committed: bool) -> None:
-    callbacks = _waiting.get(target)
-    if not callbacks:
-        return
-    pending = list(callbacks)
-    callbacks.clear()
-    for on_commit, on_rollback in pending:
-        (on_commit if committed else on_rollback)()
-
-
-def _session_committed(session: Any) -> None:
-    _committed.add(session)
-
-
-def _session_ended(session: Any, transaction: Any) -> None:
-    if transaction.parent is not None or transaction.nested:
-        return  # a savepoint or subtransaction: the outer one decides
-    committed = session in _committed
-    _committed.discard(session)
-    _fire(session, committed)
-
-
-def _connection_committed(conn: Any) -> None:
-    _fire(conn, True)
-
-
-def _connection_rolled_back(conn: Any) -> None:
-    _fire(conn, False)
-
-
-def _listen_for_end(conn: Any, on_commit: Callable[[], None], on_rollback: Callable[[], None]
-                    ) -> Any:
-    """Call ``on_commit`` or ``on_rollback`` when the application's transaction on ``conn``
-    (a SQLAlchemy `Connection` or ORM `Session`) ends; returns the `Connection` to write
-    through. SQLAlchemy's own transaction events say which, never a guess."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Connection
-    from sqlalchemy.orm import Session
-
-    def wait(listeners: tuple[tuple[str, Callable[..., None]], ...]) -> None:
-        if conn not in _waiting:
-            _waiting[conn] = []
-            for name, fn in listeners:
-                event.listen(conn, name, fn)
-        _waiting[conn].append((on_commit, on_rollback))
-
-    if isinstance(conn, Session):
-        connection = conn.connection()  # begins the session's transaction if needed
-        wait((("after_commit", _session_committed),
-              ("after_transaction_end", _session_ended)))
-        return connection
-    if isinstance(conn, Connection):
-        if not conn.in_transaction():
-            conn.begin()
-        wait((("commit", _connection_committed), ("rollback", _connection_rolled_back)))
-        return conn
-    raise StoreError(
-        "engine.transaction() takes a SQLAlchemy Connection or ORM Session on the database of "
-        f"the engine's store, got {type(conn).__name__}"
-    )
 
 
 class Transactions:
@@ -386,7 +315,7 @@ class Transactions:
                     "memory store has no transaction to share"
                 )
             unit = Unit(connection=None)
-            unit.connection = _listen_for_end(
+            unit.connection = listen_for_end(
                 conn, lambda: self._ended(unit, True), lambda: self._ended(unit, False))
             unit.session = conn if unit.connection is not conn else None
             self.unit = unit
