@@ -6,6 +6,9 @@ counts without blocking its event loop. The store's own code runs unchanged (see
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -85,6 +88,15 @@ class AsyncStore:
         """See `bpf.store.Store.read_events`."""
         return await self._run(self.sync.read_events, after, limit, process)
 
+    async def wait_events(self, timeout: float) -> bool:
+        """See `bpf.store.Store.wait_events`; the event loop runs other tasks meanwhile (an
+        `AsyncSQLStore` waits in it; the memory store's blocking wait runs in a thread)."""
+        if self._bridged:
+            return await self._run(self.sync.wait_events, timeout)
+        if self._ready is not None:
+            await self._ready()
+        return await _in_thread(self.sync.wait_events, timeout)
+
     async def stage_counts(
         self, process: str, *, status: str | None = "active"
     ) -> dict[tuple[int, str], int]:
@@ -116,6 +128,33 @@ class AsyncStore:
     async def close(self) -> None:
         """See `bpf.store.Store.close`."""
         await self._run(self.sync.close)
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a daemon thread of its own, awaited. Not the loop's executor: a wait
+    its task gave up on (cancelled) must hold up neither other work nor the program's exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():  # the awaiting task was cancelled
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="bpf-wait-events", daemon=True).start()
+    return await done
 
 
 __all__ = ["AsyncStore"]

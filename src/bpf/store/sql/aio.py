@@ -9,23 +9,27 @@ of serving ``AsyncSession`` from the ORM's sync code.
 
 What differs is how many writes may be in flight: the sync store writes on one connection
 behind a lock; this one keeps ``writers`` write connections, and a write takes a free one (or
-waits for one), so moves of different flows run at the same time.
+waits for one), so moves of different flows run at the same time. And how a consumer waits for
+new events: in the event loop (`AsyncSQLStore.wait_events`), never in a blocking call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.util import await_
+from sqlalchemy.util import await_, greenlet_spawn
 
 from bpf._errors import StoreError
 from bpf.store.base import Op
 from bpf.store.sql.connection import WriteConnection, engine_from_url
+from bpf.store.sql.outbox import CHANNEL
 from bpf.store.sql.store import SQLStore
 
 #: The asyncio driver of each database, for a URL that names none (or a sync one).
@@ -92,6 +96,8 @@ class AsyncSQLStore(SQLStore):
         if self._count < 1:
             raise StoreError(f"{shown}: writers={writers}: an asyncio store needs one or more")
         self._idle: asyncio.Queue[WriteConnection] | None = None
+        self._seen = 0  # SQLite: the newest event seq a wait saw
+        self._notices = _Notices(lambda: greenlet_spawn(self._connect_listener))
 
     def _writers(self) -> asyncio.Queue[WriteConnection]:
         # Made on first use, in the running event loop.
@@ -117,7 +123,50 @@ class AsyncSQLStore(SQLStore):
         finally:
             idle.put_nowait(via)
 
+    def wait_events(self, timeout: float) -> bool:
+        """See `SQLStore.wait_events`, letting the event loop run meanwhile: SQLite looks for
+        a newer event every 10 ms at first, backing off to 250 ms, with ``asyncio.sleep``
+        between looks; PostgreSQL waits for the ``NOTIFY`` of a commit on an asyncio
+        connection that stays open between waits (the first wait opens it and returns True:
+        events may have come before it listened)."""
+        with self._db.errors("cannot wait for events"):
+            if self._db.sqlite:
+                return self._poll(timeout)
+            return await_(self._notices.wait(timeout))
+
+    def _poll(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        seen = self._seen  # as it was when this wait began: concurrent waits all wake
+        interval = 0.01
+        while True:
+            newest = self._outbox._newest()
+            if newest > seen:
+                self._seen = max(self._seen, newest)
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await_(asyncio.sleep(min(interval, left)))
+            interval = min(interval * 2, 0.25)
+
+    def _connect_listener(self) -> Any:
+        """PostgreSQL: a connection of the pool's making (its URL, options and search path),
+        taken out of the pool for good, listening on the store's channel."""
+        raw = self._db.engine.raw_connection()
+        try:
+            driver = raw.driver_connection  # psycopg.AsyncConnection
+            await_(driver.set_autocommit(True))
+            channel = await_(await_(driver.execute(f"SELECT {CHANNEL}")).fetchone())[0]
+            await_(driver.execute(f'LISTEN "{channel}"'))
+        except BaseException:
+            raw.close()
+            raise
+        raw.detach()
+        return driver
+
     def close(self) -> None:
+        if self._notices.listening:
+            await_(self._notices.close())
         if self._idle is not None:
             while not self._idle.empty():
                 self._idle.get_nowait().close()
@@ -126,6 +175,69 @@ class AsyncSQLStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"<AsyncSQLStore {self.url}>"
+
+
+class _Notices:
+    """PostgreSQL: the ``NOTIFY``s of new events, read on one asyncio connection kept open
+    between waits (a notification that comes while nobody waits is kept for the next wait).
+
+    Any number of tasks may wait at once: one reads the connection while the others wait to
+    be told, and each wakes for a notification that came during its own wait.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
+        self._connect = connect
+        self._conn: Any = None
+        self._count = 0  # notifications received
+        self._reading = False
+        self._told = asyncio.Condition()
+
+    async def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        async with self._told:
+            if self._conn is None or self._conn.closed:
+                self._conn = await self._connect()
+                return True  # events may have come before we listened: read first
+            seen = self._count
+            while self._count == seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if self._reading:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._told.wait(), left)
+                    continue
+                self._reading = True
+                self._told.release()
+                got = False
+                try:
+                    got = await self._read(left)
+                finally:
+                    await self._told.acquire()
+                    self._reading = False
+                    if got:
+                        self._count += 1
+                    self._told.notify_all()  # a notification, or another task's turn to read
+            return True
+
+    async def _read(self, timeout: float) -> bool:
+        # Closed at once, not when collected: the generator holds the connection's lock.
+        async with contextlib.aclosing(
+            self._conn.notifies(timeout=timeout, stop_after=1)
+        ) as notices:
+            async for _ in notices:
+                return True
+        return False
+
+    @property
+    def listening(self) -> bool:
+        return self._conn is not None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 __all__ = ["AsyncSQLStore", "async_url"]
