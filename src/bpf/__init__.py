@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
     from bpf.definition.standard import standard_process, standard_processes
     from bpf.runtime.aio import AsyncEngine, AsyncFlow
+    from bpf.runtime.aio_outbox import AsyncConsumer
     from bpf.runtime.engine import Engine
     from bpf.runtime.flow import Actor, Flow, FlowEvent
     from bpf.store.base import Event
@@ -54,6 +55,7 @@ _LAZY = {
     **dict.fromkeys(("standard_process", "standard_processes"), "bpf.definition.standard"),
     "Engine": "bpf.runtime.engine",
     **dict.fromkeys(("AsyncEngine", "AsyncFlow"), "bpf.runtime.aio"),
+    "AsyncConsumer": "bpf.runtime.aio_outbox",
     **dict.fromkeys(("Actor", "Flow", "FlowEvent"), "bpf.runtime.flow"),
     "StageChange": "bpf._history",
     "Event": "bpf.store.base",
@@ -68,6 +70,7 @@ __all__ = [
     "Actor",
     "All",
     "AnyOf",
+    "AsyncConsumer",
     "AsyncEngine",
     "AsyncFlow",
     "BpfError",

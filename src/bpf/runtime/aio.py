@@ -32,12 +32,13 @@ from typing import Any, TypeVar
 from bpf._errors import BpfError
 from bpf._history import StageChange, time_in_stage
 from bpf.definition.model import ProcessDefinition, Stage, Step
+from bpf.runtime.aio_outbox import AsyncConsumer
 from bpf.runtime.bindings import EntityBinding
 from bpf.runtime.engine import Engine
 from bpf.runtime.flow import Actor, Flow, FlowEvent
 from bpf.runtime.transaction import Transactions, Unit
 from bpf.store.aio import AsyncStore
-from bpf.store.base import Store
+from bpf.store.base import Event, Store
 
 T = TypeVar("T")
 
@@ -241,9 +242,13 @@ class AsyncEngine:
         if lock is None:
             lock = self._locks[flow._state.id] = asyncio.Lock()
         async with lock:
-            if self._pending_open:
-                await self.open()
-            return await self._spawn(fn, *args)  # type: ignore[no-any-return]
+            return await self._spawned(fn, *args)
+
+    async def _spawned(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` in a greenlet, even where `_call` would not need one (it awaits inside)."""
+        if self._pending_open:
+            await self.open()
+        return await self._spawn(fn, *args)  # type: ignore[no-any-return]
 
     def _async_callable(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         wrapped = _awaiting(fn)
@@ -415,13 +420,24 @@ class AsyncEngine:
     # -- the outbox ------------------------------------------------------------------------------
 
     async def events(self, after: int | None = None, *, limit: int = 100,
-                     process: str | None = None) -> list[Any]:
+                     process: str | None = None) -> list[Event]:
         """See `bpf.Engine.events`."""
         return await self._call(self._sync.events, after, limit=limit, process=process)
+
+    def consumer(self, name: str, *, process: str | None = None,
+                 lease: float = 30.0) -> AsyncConsumer:
+        """See `bpf.Engine.consumer`; the consumer's calls are awaited, and its waits for new
+        events let the event loop run."""
+        return AsyncConsumer(self._sync.store, name, process=process, lease=lease,
+                             bridge=self._spawned)
 
     async def deliver(self, *, limit: int | None = None) -> int:
         """See `bpf.Engine.deliver`."""
         return await self._call(self._sync.deliver, limit=limit)
+
+    async def prune_events(self, before: datetime) -> int:
+        """See `bpf.Engine.prune_events`."""
+        return await self._call(self._sync.prune_events, before)
 
     # -- closing ---------------------------------------------------------------------------------
 
