@@ -49,7 +49,7 @@ def flow_of(rows: dict, entity: str, record_id: str, process: str) -> str:
 def check_migrated(store: SQLStore) -> None:
     """What the fixture holds, read back through the version-2 store."""
     rows = v1_rows()
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     # Every flow and its history, as written.
     for f in rows["bpf_flows"]:
         row = store.get_flow(f["id"])

@@ -42,9 +42,9 @@ def test_the_schema_is_created_on_first_use_and_carries_its_version(persistent_u
     store = SQLStore(persistent_url)
 
     assert tables(persistent_url) >= TABLES
-    assert store.schema_version() == sql.SCHEMA_VERSION == 3
+    assert store.schema_version() == sql.SCHEMA_VERSION == 4
     store.close()
-    assert SQLStore(persistent_url).schema_version() == 3  # opened again: left as it is
+    assert SQLStore(persistent_url).schema_version() == 4  # opened again: left as it is
 
 
 def test_a_sqlite_file_is_created_on_first_use(tmp_path):
@@ -235,3 +235,18 @@ def test_only_a_store_with_a_connection_per_thread_reads_from_several_threads(tm
     finally:
         for store in (on_file, in_memory, per_thread):
             store.close()
+
+
+def test_the_single_move_statements_stay_in_psycopgs_cache_of_parsed_queries():
+    """psycopg parses a query again on every execution once it takes more than 50 parameters
+    or 4,096 bytes: the single-move statement must stay within both (docs/performance.md)."""
+    from psycopg import _queries
+    from sqlalchemy.dialects import postgresql
+
+    from bpf.store.sql.statements import Statements
+
+    statements = Statements(postgresql.psycopg.dialect(), "a_schema_with_a_long_name")
+    for name in ("single_move", "single_move_event", "single_move_event_notify"):
+        sql = statements.sql[name]
+        assert sql.count("%s") <= _queries.MAX_CACHED_STATEMENT_PARAMS, name
+        assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH, name

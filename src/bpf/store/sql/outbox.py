@@ -2,14 +2,27 @@
 claiming a partition for one worker, pruning, and waiting for new events.
 
 ``bpf_events`` holds one row per committed change, written in the transaction of the change.
-Its ``seq`` grows in commit order: SQLite has one writer at a time and numbers rows itself
-(the largest number plus one: pruning always keeps the newest event, so a number is never
-reused; AUTOINCREMENT would cost a write of its own per event); PostgreSQL takes
-the numbers from the one row of ``bpf_event_counter``, whose row lock is held until the
-commit, so a reader that sees event n has every event below n visible too (a sequence would
-hand numbers out in start order, and a reader could pass an event committed late). The same
-write sends ``NOTIFY`` on the channel ``bpf_events_<schema>`` (sent on commit, never for a
-rolled-back change).
+Its ``seq`` is the order a reader sees, and a reader that sees event n sees every event below n:
+
+- SQLite has one writer at a time and numbers rows itself as they are written (the largest
+  number plus one: pruning always keeps the newest event, so a number is never reused;
+  AUTOINCREMENT would cost a write of its own per event).
+- PostgreSQL commits many writers at once, in an order no number taken while writing can
+  know: a counter locked until the commit would serialize every commit behind it (it did:
+  docs/performance.md). So a change writes its event *pending*, with a negative ``seq`` from
+  the sequence ``bpf_event_pending`` (no lock), and readers number the committed pending
+  events before they read (`Outbox.number`): under the counter row's lock, in the order they
+  were written, after the largest number given. Two events of one flow were written in the
+  order of their changes (the second change waited for the first one's commit), so they are
+  numbered in that order; an event of a rolled-back change never becomes visible and is
+  never numbered. A reader reads ``seq > position`` only: pending events stay out of sight.
+
+Waiting consumers are woken by ``NOTIFY`` on the channel ``bpf_events_<schema>``. PostgreSQL
+serializes the commits of every transaction that sent a NOTIFY, so the store's own writes do
+not send one: after their commit a `Notifier` thread sends one, at most every few
+milliseconds, for all the commits since its last. A write through the application's
+transaction (which commits when the application says) sends its NOTIFY inside it, delivered
+by its commit.
 
 ``bpf_consumers`` keeps each consumer's position per partition (events are spread over
 `bpf.store.base.PARTITIONS` by flow id). A worker claims one partition at a time:
@@ -30,6 +43,8 @@ event: a reader or consumer behind it gets `bpf.EventsPrunedError`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
 import socket
 import threading
@@ -69,6 +84,9 @@ events = sa.Table(
     sa.Index("ix_bpf_events_part", "part", "seq"),
 )
 
+#: PostgreSQL: the pending numbers of events not yet numbered (see the module).
+pending = sa.Sequence("bpf_event_pending", metadata=metadata)
+
 counter = sa.Table(
     "bpf_event_counter", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
@@ -98,10 +116,10 @@ locks = sa.Table(
     sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
 )
 
-#: The outbox tables, created with the others (schema version 3).
+#: The outbox tables, created with the others (schema version 3; `pending`, version 4).
 TABLES = (events, counter, horizons, consumers, locks)
 
-#: An event's columns as `event_params` builds them (``seq`` first on PostgreSQL only).
+#: An event's columns as `event_params` builds them (the database gives ``seq``).
 EVENT_COLUMNS = (
     "id", "part", "flow_id", "process", "version", "entity", "record_id", "kind",
     "from_stage", "to_stage", "from_status", "to_status", "outcome", "actor", "at",
@@ -121,6 +139,12 @@ def create(conn: sa.Connection) -> None:
     conn.execute(horizons.insert(), [{"part": p, "seq": 0} for p in range(-1, PARTITIONS)])
 
 
+def create_pending(conn: sa.Connection) -> None:
+    """PostgreSQL: the sequence of pending event numbers (schema 3 to 4; SQLite has none)."""
+    if conn.dialect.name != "sqlite":
+        pending.create(conn, checkfirst=True)
+
+
 def event_params(event: Event, dt: Any) -> tuple[Any, ...]:
     """An event as the parameters of the insert (in `EVENT_COLUMNS` order)."""
     return (event.id, partition_of(event.flow_id), event.flow_id, event.process, event.version,
@@ -129,40 +153,186 @@ def event_params(event: Event, dt: Any) -> tuple[Any, ...]:
 
 
 def insert_statement(dialect: str) -> Any:
-    """The insert of one event: the database numbers it on SQLite; ``seq`` is the first
-    parameter on PostgreSQL."""
-    columns = EVENT_COLUMNS if dialect == "sqlite" else ("seq", *EVENT_COLUMNS)
-    return events.insert(), columns
+    """The insert of one event: the database numbers it on SQLite; on PostgreSQL it is
+    written pending (see the module)."""
+    if dialect == "sqlite":
+        return events.insert()
+    return events.insert().values(seq=-pending.next_value())
 
 
-def take_seqs_sql(schema: str | None) -> str:
-    """PostgreSQL: take ``%s`` numbers (the last one returned) and notify waiting consumers;
-    the counter row stays locked until the commit (see the module)."""
-    table = f'"{schema}".bpf_event_counter' if schema else "bpf_event_counter"
-    return (f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = 1 "
-            f"RETURNING last_seq, pg_notify({CHANNEL}, '')")
+def notify_statement() -> Any:
+    """PostgreSQL: wake the consumers waiting on this schema's channel."""
+    return sa.select(sa.func.pg_notify(sa.literal_column(CHANNEL), sa.literal_column("''")))
 
 
-def single_move_ctes(moved: Any, params: Any) -> tuple[Any, Any]:
-    """PostgreSQL, for the single-move statement: the counter's update and the event's insert,
-    both only when the flow's UPDATE (``moved``) matched. ``params(table, prefix, columns)``
-    makes the bound parameters."""
-    one = sa.literal_column("1")  # literals, not parameters: the statement's are positional
-    taken = (
-        counter.update()
-        .where(counter.c.id == one, sa.exists(sa.select(moved.c.id)))
-        .values(last_seq=counter.c.last_seq + one)
-        .returning(counter.c.last_seq.label("seq"),
-                   sa.func.pg_notify(sa.literal_column(CHANNEL), sa.literal_column("''"))
-                   .label("notified"))
-        .cte("taken")
-    )
+#: The columns of an event the single-move statement takes as parameters; the others are the
+#: history row's (`FROM_HISTORY`), the same values by construction (`bpf.runtime.transaction`).
+SINGLE_MOVE_COLUMNS = ("id", "part", "entity", "from_status", "to_status", "outcome")
+FROM_HISTORY = ("flow_id", "process", "version", "record_id", "kind", "from_stage", "to_stage",
+                "actor", "at")
+
+
+def single_move_params(event: Event) -> tuple[Any, ...]:
+    """An event as the parameters of the single-move statement (`SINGLE_MOVE_COLUMNS`)."""
+    return (event.id, partition_of(event.flow_id), event.entity, event.from_status,
+            event.to_status, event.outcome)
+
+
+def single_move_cte(entry: Any, params: Any, notify: bool) -> Any:
+    """PostgreSQL, for the single-move statement: the event's insert, pending, made of the
+    history row ``entry`` inserted (so only when the flow's UPDATE matched) and the
+    parameters of `SINGLE_MOVE_COLUMNS` (prefixed ``e_``); with ``notify``, NOTIFYing in the
+    same transaction. ``params(table, prefix, columns)`` makes the bound parameters.
+
+    Fewer than 51 parameters keep the statement in psycopg's cache of parsed queries: one
+    parameter more and every move parsed it again (docs/performance.md)."""
+    given = dict(zip(SINGLE_MOVE_COLUMNS,
+                     params(events, "e_", SINGLE_MOVE_COLUMNS).selected_columns, strict=True))
+    values = [given[c] if c in given else entry.c[c] for c in EVENT_COLUMNS]
     inserted = events.insert().from_select(
-        ("seq", *EVENT_COLUMNS),
-        sa.select(taken.c.seq, *params(events, "e_", EVENT_COLUMNS).selected_columns)
-        .select_from(taken),
-    ).cte("event")
-    return taken, inserted
+        ("seq", *EVENT_COLUMNS), sa.select(-pending.next_value(), *values).select_from(entry))
+    if notify:
+        # RETURNING runs for each row inserted, read or not (a data-modifying WITH runs to
+        # completion).
+        inserted = inserted.returning(
+            sa.func.pg_notify(sa.literal_column(CHANNEL), sa.literal_column("''")))
+    return inserted.cte("event")
+
+
+def _number_statement(batch: int) -> Any:
+    """PostgreSQL: number up to ``batch`` committed pending events, in the order they were
+    written (the pending number closest to zero first), after the counter's last number, and
+    move the counter on. Run with the counter row locked (see `Outbox.number`)."""
+    last = sa.select(counter.c.last_seq).where(counter.c.id == 1).scalar_subquery()
+    todo = (
+        sa.select(events.c.seq.label("old"),
+                  (last + sa.func.row_number().over(order_by=events.c.seq.desc())).label("new"))
+        .where(events.c.seq < 0).order_by(events.c.seq.desc()).limit(batch).cte("todo")
+    )
+    numbered = (events.update().where(events.c.seq == todo.c.old).values(seq=todo.c.new)
+                .returning(events.c.seq).cte("numbered"))
+    return counter.update().where(counter.c.id == 1).values(last_seq=sa.func.coalesce(
+        sa.select(sa.func.max(numbered.c.seq)).scalar_subquery(), counter.c.last_seq))
+
+
+_ANY_PENDING = sa.select(events.c.seq).where(events.c.seq < 0).limit(1)
+_LOCK_COUNTER = sa.select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()
+_NUMBER = _number_statement(10_000)
+
+log = logging.getLogger("bpf.outbox")
+
+
+class Notifier:
+    """PostgreSQL: NOTIFY the waiting consumers after the store's own commits, from a thread
+    of its own, on a connection of its own, at most once every `INTERVAL` seconds; each
+    NOTIFY is sent after every commit it stands for (see the module).
+
+    Its commits do not wait for the WAL flush (``synchronous_commit=off``): a NOTIFY is
+    delivered at commit either way, and one lost in a server crash wakes nobody who could
+    still read the event before the restart.
+    """
+
+    INTERVAL = 0.01
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._wanted = threading.Event()
+        self._dirty = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._engine: sa.Engine | None = None
+
+    def committed(self) -> None:
+        """A commit that wrote events is done: a NOTIFY follows within a few milliseconds."""
+        self._dirty = True
+        self._wanted.set()
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            thread = self._thread
+            if thread is not None and self._pid == os.getpid() and thread.is_alive():
+                return
+            if self._pid != os.getpid():
+                self._conn = self._engine = None  # a forked child: the parent's, not ours
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="bpf-outbox-notifier",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._dirty:
+                self._dirty = False  # before the NOTIFY: a later commit asks for another
+                try:
+                    self._notify()
+                except Exception as exc:  # the database is away: consumers cannot read anyway
+                    log.warning("bpf outbox: cannot notify waiting consumers: %s", exc)
+                    self._drop()
+                    self._dirty = True
+                    if not self._closed:
+                        self._wanted.set()
+                        time.sleep(0.5)
+            if self._closed:
+                self._drop()
+                return
+            time.sleep(self.INTERVAL)  # the commits of that time share the next NOTIFY
+
+    def _notify(self) -> None:
+        if self._conn is None:
+            self._conn = self._connect()
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(f"SELECT pg_notify({CHANNEL}, '')")
+        finally:
+            cursor.close()
+
+    def _connect(self) -> Any:
+        engine = self._db.engine
+        if engine.dialect.is_async:
+            # The asyncio store's engine runs only inside its event loop's greenlets: this
+            # thread opens a sync connection to the same database (psycopg 3, or psycopg2).
+            driver = "postgresql+psycopg" if importlib.util.find_spec("psycopg") else "postgresql"
+            engine = self._engine = sa.create_engine(engine.url.set(drivername=driver),
+                                                     poolclass=sa.pool.NullPool)
+        raw = engine.raw_connection()
+        try:
+            raw.dbapi_connection.autocommit = True
+            cursor = raw.dbapi_connection.cursor()
+            cursor.execute("SET synchronous_commit TO off")
+            cursor.close()
+        except BaseException:
+            raw.close()
+            raise
+        raw.detach()  # kept out of the pool for good: it only notifies
+        return raw.dbapi_connection
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    def close(self) -> None:
+        """Send what is owed, stop the thread and close its connection."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread if self._pid == os.getpid() else None
+        self._wanted.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
 
 # -- reading and claiming ------------------------------------------------------------------------
@@ -192,10 +362,27 @@ class Outbox:
         self._lock = threading.Lock()
         self._listener: Any = None
         self._last_seen = 0
+        #: PostgreSQL: wakes waiting consumers after the store's own commits
+        self.notifier = None if db.sqlite else Notifier(db)
+
+    def number(self) -> None:
+        """PostgreSQL: number the committed pending events (see the module), before a read."""
+        if self._db.sqlite:
+            return
+        with self._db.errors("cannot number events"), \
+                self._db.transaction(write=True) as conn:
+            if conn.scalar(_ANY_PENDING) is None:
+                return
+            # The counter's lock first, then, in a statement of its own (a snapshot taken after
+            # the lock), the numbering: a second reader numbering at the same time waits here
+            # and then sees what the first numbered.
+            conn.execute(_LOCK_COUNTER)
+            conn.execute(_NUMBER)
 
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, after: int | None, limit: int, process: str | None) -> list[Event]:
+        self.number()
         with self._db.reading("cannot read events") as conn:
             horizon = conn.scalar(sa.select(horizons.c.seq).where(horizons.c.part == -1)) or 0
             if after is not None and after < horizon:
@@ -253,6 +440,7 @@ class Outbox:
 
     def claim(self, name: str, worker: str, limit: int, lease: float,
               partition: int | None) -> Claim | None:
+        self.number()
         if self._db.sqlite:
             return self._claim_leased(name, worker, limit, lease, partition)
         return self._claim_locked(name, worker, limit, partition)
@@ -355,9 +543,11 @@ class Outbox:
 
     def prune(self, before: datetime) -> int:
         h = horizons.c
+        self.number()  # pending events are pruned once numbered, never while pending
         with self._db.errors("cannot prune events"), \
                 self._db.transaction(write=True) as conn:
-            last = conn.scalar(sa.select(sa.func.max(events.c.seq)).where(events.c.at < before))
+            last = conn.scalar(sa.select(sa.func.max(events.c.seq))
+                               .where(events.c.at < before, events.c.seq > 0))
             if last is not None and self._db.sqlite:
                 # The newest event stays: SQLite numbers the next one after it.
                 newest = conn.scalar(sa.select(sa.func.max(events.c.seq)))
@@ -366,12 +556,13 @@ class Outbox:
                 return 0
             tops = conn.execute(
                 sa.select(events.c.part, sa.func.max(events.c.seq))
-                .where(events.c.seq <= last).group_by(events.c.part)
+                .where(events.c.seq <= last, events.c.seq > 0).group_by(events.c.part)
             ).all()
             for part, seq in [(-1, last), *tops]:
                 conn.execute(horizons.update().where(h.part == part, h.seq < seq)
                              .values(seq=seq))
-            return conn.execute(events.delete().where(events.c.seq <= last)).rowcount
+            return conn.execute(
+                events.delete().where(events.c.seq <= last, events.c.seq > 0)).rowcount
 
     # -- waiting -------------------------------------------------------------------------------
 
@@ -432,6 +623,8 @@ class Outbox:
         return driver
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         with self._lock:
             held, self._held = list(self._held.values()), {}
             listener, self._listener = self._listener, None

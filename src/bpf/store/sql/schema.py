@@ -16,8 +16,9 @@ from bpf.store.sql.tables import definitions, flow_records, flows, history, meta
 
 #: The schema version this code writes. Stored in ``bpf_meta``; see `MIGRATIONS`.
 #: 1: records by id alone. 2: records by (entity, id); the definitions table. 3: the outbox
-#: (events, consumers: `bpf.store.sql.outbox`).
-SCHEMA_VERSION = 3
+#: (events, consumers: `bpf.store.sql.outbox`). 4: PostgreSQL numbers events as they are read
+#: (the sequence ``bpf_event_pending``), not under a lock held until each write's commit.
+SCHEMA_VERSION = 4
 
 _PG_LOCK_KEY = 0x62706673  # "bpfs": serializes schema creation on PostgreSQL
 _VERSION = sa.select(meta.c.value).where(meta.c.key == "schema_version")
@@ -232,4 +233,6 @@ def _v2_records(conn: Connection) -> list[dict[str, Any]]:
 
 #: Forward migrations of the stored schema: ``MIGRATIONS[n](connection)`` upgrades a version-n
 #: schema to version n + 1, inside the transaction that then records the new version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: outbox.create}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _v1_to_v2, 2: outbox.create, 3: outbox.create_pending,
+}

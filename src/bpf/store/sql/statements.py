@@ -117,10 +117,11 @@ _FIND_FLOW = sa.select(flows.c.id).where(
 )
 
 
-def _single_move_statement(with_event: bool = False) -> Any:
+def _single_move_statement(with_event: bool = False, notify: bool = False) -> Any:
     """PostgreSQL: update a flow at its expected revision and, only if that matched, insert
     its history row and upsert the record's last change (and, ``with_event``, its outbox
-    event, numbered and notified: `bpf.store.sql.outbox`); selects how many flows matched."""
+    event, pending, NOTIFYing if ``notify``: `bpf.store.sql.outbox`); selects how many flows
+    matched."""
 
     def params(table: sa.Table, prefix: str, columns: Sequence[str]) -> sa.Select[Any]:
         return sa.select(*(
@@ -138,7 +139,10 @@ def _single_move_statement(with_event: bool = False) -> Any:
     )
     entry = history.insert().from_select(
         HISTORY_ORDER, params(history, "h_", HISTORY_ORDER).select_from(updated)
-    ).cte("entry")
+    )
+    if with_event:
+        entry = entry.returning(*(history.c[c] for c in outbox.FROM_HISTORY))
+    entry = entry.cte("entry")
     last = pg_dialect.insert(records).from_select(
         LAST_ORDER, params(records, "r_", LAST_ORDER).select_from(updated)
     )
@@ -148,7 +152,7 @@ def _single_move_statement(with_event: bool = False) -> Any:
     ).cte("last")
     statement = sa.select(sa.func.count()).select_from(updated).add_cte(entry).add_cte(last)
     if with_event:
-        statement = statement.add_cte(*outbox.single_move_ctes(updated, params))
+        statement = statement.add_cte(outbox.single_move_cte(entry, params, notify))
     return statement
 
 
@@ -206,14 +210,15 @@ class Statements:
         add("upsert_last", upsert_last, LAST_ORDER, LAST_ORDER)
         add("flow_state", _FLOW_STATE, ("id",))
         add("find_flow", _FIND_FLOW, ("process", "entity", "record_id"))
-        event_insert, event_order = outbox.insert_statement(dialect.name)
-        add("insert_event", event_insert, event_order, event_order)
+        events = outbox.EVENT_COLUMNS
+        add("insert_event", outbox.insert_statement(dialect.name), events, events)
         if dialect.name != "sqlite":
             add("single_move", _single_move_statement(), SINGLE_MOVE_ORDER)
-            add("single_move_event", _single_move_statement(with_event=True),
-                (*SINGLE_MOVE_ORDER, *(f"e_{c}" for c in outbox.EVENT_COLUMNS)))
-        #: PostgreSQL: take n event numbers and notify (see `bpf.store.sql.outbox`)
-        self.take_seqs = outbox.take_seqs_sql(schema)
+            with_event = (*SINGLE_MOVE_ORDER, *(f"e_{c}" for c in outbox.SINGLE_MOVE_COLUMNS))
+            add("single_move_event", _single_move_statement(with_event=True), with_event)
+            add("single_move_event_notify",
+                _single_move_statement(with_event=True, notify=True), with_event)
+            add("notify", outbox.notify_statement(), ())
 
     def execute(self, cursor: Any, name: str, params: Any) -> Any:
         """Run statement ``name`` on ``cursor`` with one tuple, or a list of them; the cursor."""

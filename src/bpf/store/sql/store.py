@@ -84,8 +84,9 @@ class SQLStore(Store):
         #: True for a SQLite file opened read-only (``?mode=ro&uri=true``, ``immutable=1``):
         #: the store reads and never writes, not even to open (writes raise `bpf.StoreError`).
         self.read_only = self._db.read_only
-        self._writer = Writer(self._db)
         self._outbox = Outbox(self._db)
+        notifier = self._outbox.notifier
+        self._writer = Writer(self._db, None if notifier is None else notifier.committed)
         if _open:  # the asyncio store opens it later, awaited (`bpf.store.sql.aio`)
             self.open()
 

@@ -18,7 +18,7 @@ import collections
 import contextlib
 import functools
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +35,7 @@ from bpf.store.base import (
     UpdateFlow,
 )
 from bpf.store.sql.connection import Database, WriteConnection, cause
-from bpf.store.sql.outbox import event_params
+from bpf.store.sql.outbox import event_params, single_move_params
 from bpf.store.sql.rows import (
     FlowState,
     aware,
@@ -57,8 +57,11 @@ class Writer:
     """The write side of one `SQLStore`: its write connection, its compiled statements and
     the flow states it knows."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, committed: Callable[[], None] | None = None) -> None:
         self._db = db
+        #: called after a commit of the store's own that wrote outbox events (PostgreSQL's
+        #: `bpf.store.sql.outbox.Notifier`)
+        self._committed = committed
         self._connection = WriteConnection(db)
         self._statements: Statements | None = None  # compiled on the first write
         self._datetime = sqlite_datetime if db.sqlite else aware
@@ -96,6 +99,10 @@ class Writer:
                 self._raise_if_exists(inserted)
             raise StoreError(f"{self._db.url}: cannot write: {cause(exc)}") from exc
         self.remember(states)
+        if self._committed is not None and (
+                single[3] is not None if single is not None
+                else any(type(op) is AppendEvent for op in ops)):
+            self._committed()
 
     def remember(self, states: Mapping[str, FlowState]) -> None:
         """Keep the state of flows as written or read: the next write of a flow at that
@@ -158,7 +165,7 @@ class Writer:
                     # and its release commits nothing.
                     cursor.execute("BEGIN")
                 if single is not None and not sqlite:
-                    states = self._postgres_move(cursor, *single)
+                    states = self._postgres_move(cursor, *single, notify=True)
                 else:
                     states = self._in_savepoint(cursor, ops, single, known, inserted)
             finally:
@@ -179,7 +186,7 @@ class Writer:
             if single is not None:
                 states = self._apply_move(cursor, *single)
             else:
-                states = self._apply(cursor, ops, known)
+                states = self._apply(cursor, ops, known, notify=True)
         except BaseException as exc:
             cursor.execute("ROLLBACK TO SAVEPOINT bpf_write")
             cursor.execute("RELEASE SAVEPOINT bpf_write")
@@ -255,17 +262,19 @@ class Writer:
             cursor, "upsert_last", last_params(*record, update.entries[0], self._datetime)
         )
         if event is not None:
-            self._append_events(cursor, [event_params(event, self._datetime)])
+            self._append_events(cursor, [event_params(event, self._datetime)], notify=False)
         return {update.row.id: state}
 
     def _postgres_move(
         self, cursor: Any, update: UpdateFlow, record: tuple[str, str], known: FlowState,
-        event: Event | None,
+        event: Event | None, *, notify: bool = False,
     ) -> dict[str, FlowState]:
         """PostgreSQL: one stage change as ONE autocommitted statement (data-modifying CTEs:
-        the flow's UPDATE, and the history row and the record's last change inserted only if
-        the UPDATE found the expected revision): one round trip instead of five (BEGIN, three
-        statements, COMMIT), with the same all-or-nothing outcome."""
+        the flow's UPDATE, and the history row, the record's last change and the pending
+        outbox event inserted only if the UPDATE found the expected revision): one round trip
+        instead of five (BEGIN, three statements, COMMIT), with the same all-or-nothing
+        outcome. ``notify``: NOTIFY in the statement (a write through the application's
+        transaction; the store's own are notified after their commit)."""
         statements = self._statements
         assert statements is not None
         state, flow, entry = self._plan_move(update, known)
@@ -273,9 +282,9 @@ class Writer:
         if event is None:
             (updated,) = statements.execute(cursor, "single_move", params).fetchone()
         else:
-            # The event too, numbered and NOTIFYed in the same statement (bpf.store.sql.outbox).
-            params = (*params, *event_params(event, aware))
-            (updated,) = statements.execute(cursor, "single_move_event", params).fetchone()
+            params = (*params, *single_move_params(event))
+            name = "single_move_event_notify" if notify else "single_move_event"
+            (updated,) = statements.execute(cursor, name, params).fetchone()
         if updated != 1:
             self._raise_conflict(cursor, [flow])
         return {update.row.id: state}
@@ -283,9 +292,11 @@ class Writer:
     # -- any write ---------------------------------------------------------------------------------
 
     def _apply(
-        self, cursor: Any, ops: Sequence[Op], known: Mapping[str, FlowState] | None = None
+        self, cursor: Any, ops: Sequence[Op], known: Mapping[str, FlowState] | None = None,
+        *, notify: bool = False,
     ) -> dict[str, FlowState]:
-        """Write ``ops`` with ``cursor``; returns the state each written flow is left in."""
+        """Write ``ops`` with ``cursor``; returns the state each written flow is left in.
+        ``notify``: NOTIFY waiting consumers in the transaction (PostgreSQL)."""
         states = self._states(cursor, ops, self._known if known is None else known)
         dt = self._datetime
         inserts: list[tuple[Any, ...]] = []
@@ -340,19 +351,17 @@ class Writer:
         if last:
             run(cursor, "upsert_last", [last[k] for k in sorted(last)])
         if appended:
-            self._append_events(cursor, appended)  # last: the counter is locked until commit
+            self._append_events(cursor, appended, notify)
         return states
 
-    def _append_events(self, cursor: Any, appended: list[tuple[Any, ...]]) -> None:
-        """Insert outbox events: numbered by SQLite itself; on PostgreSQL with numbers taken
-        from the counter row, which also NOTIFYs waiting consumers (`bpf.store.sql.outbox`)."""
+    def _append_events(self, cursor: Any, appended: list[tuple[Any, ...]], notify: bool) -> None:
+        """Insert outbox events: numbered by SQLite itself; pending on PostgreSQL, with a
+        NOTIFY if ``notify`` (`bpf.store.sql.outbox`)."""
         statements = self._statements
         assert statements is not None
-        if not self._db.sqlite:
-            cursor.execute(statements.take_seqs, (len(appended),))
-            first = cursor.fetchone()[0] - len(appended) + 1
-            appended = [(first + i, *p) for i, p in enumerate(appended)]
         statements.execute(cursor, "insert_event", appended)
+        if notify and not self._db.sqlite:
+            statements.execute(cursor, "notify", ())
 
     def _states(
         self, cursor: Any, ops: Sequence[Op], known_states: Mapping[str, FlowState]
