@@ -298,7 +298,7 @@ class Writer:
         """Write ``ops`` with ``cursor``; returns the state each written flow is left in.
         ``notify``: NOTIFY waiting consumers in the transaction (PostgreSQL)."""
         states = self._states(cursor, ops, self._known if known is None else known)
-        dt = self._datetime
+        dt = _memo(self._datetime) if len(ops) > 3 else self._datetime
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         spans: list[tuple[Any, ...]] = []
@@ -466,6 +466,21 @@ def _check_duplicate_inserts(inserted: list[InsertFlow]) -> None:
         if key in seen:
             raise _exists(*key)
         seen.add(key)
+
+
+def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` remembering its results: a batch writes each instant in its history row,
+    its event and maybe the flow and the record's last change, not in one run."""
+    done: dict[Any, Any] = {}
+    get = done.get
+
+    def converted(value: Any) -> Any:
+        out = get(value)
+        if out is None:
+            out = done[value] = convert(value)
+        return out
+
+    return converted
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
