@@ -178,3 +178,29 @@ def test_a_waiting_consumer_wakes_for_a_commit_made_just_before_the_writer_close
 
     assert woken_by(consumer, commit) < 1.0
     reader.close()
+
+
+def notifier_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "bpf-outbox-notifier"]
+
+
+@pytest.mark.postgres
+def test_the_notifier_thread_ends_when_idle_and_comes_back_with_the_next_commit(
+        postgres_url, monkeypatch):
+    from bpf.store.sql.outbox import Notifier
+
+    monkeypatch.setattr(Notifier, "IDLE", 0.2)
+    before = len(notifier_threads())
+    engine = bpf.Engine(postgres_url)
+    engine.register(plain())
+    reader, consumer = waiting_consumer(postgres_url)
+    assert woken_by(consumer, lambda: engine.start("deal", {"id": "opp-1"})) < 1.0
+    assert len(notifier_threads()) == before + 1
+    deadline = time.monotonic() + 5
+    while len(notifier_threads()) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(notifier_threads()) == before, "the idle notifier thread did not end"
+    assert woken_by(consumer, lambda: engine.start("deal", {"id": "opp-2"})) < 1.0
+    engine.close()
+    reader.close()
+    assert len(notifier_threads()) == before

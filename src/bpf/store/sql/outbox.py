@@ -233,6 +233,7 @@ class Notifier:
     """
 
     INTERVAL = 0.01
+    IDLE = 10.0
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -268,15 +269,20 @@ class Notifier:
             self._thread.start()
 
     def _run(self) -> None:
+        failed = False
         while True:
-            self._wanted.wait()
+            if not self._wanted.wait(self.IDLE) and self._idle():
+                return
             self._wanted.clear()
             if self._dirty:
                 self._dirty = False  # before the NOTIFY: a later commit asks for another
                 try:
                     self._notify()
+                    failed = False
                 except Exception as exc:  # the database is away: consumers cannot read anyway
-                    log.warning("bpf outbox: cannot notify waiting consumers: %s", exc)
+                    if not failed:
+                        log.warning("bpf outbox: cannot notify waiting consumers: %s", exc)
+                    failed = True
                     self._drop()
                     self._dirty = True
                     if not self._closed:
@@ -286,6 +292,19 @@ class Notifier:
                 self._drop()
                 return
             time.sleep(self.INTERVAL)  # the commits of that time share the next NOTIFY
+
+    def _idle(self) -> bool:
+        """After `IDLE` seconds without a commit: end the thread and close its connection
+        (so a store nobody closes is not kept alive by it), unless a commit came just now."""
+        with self._lock:
+            self._thread = None
+            if self._wanted.is_set():  # `committed` saw this thread and started none
+                self._thread = threading.current_thread()
+                return False
+            # Taken under the lock: a thread `committed` starts next opens its own.
+            conn, engine, self._conn, self._engine = self._conn, self._engine, None, None
+        _close(conn, engine)
+        return True
 
     def _notify(self) -> None:
         if self._conn is None:
@@ -317,13 +336,8 @@ class Notifier:
         return raw.dbapi_connection
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.dispose()
+        conn, engine, self._conn, self._engine = self._conn, self._engine, None, None
+        _close(conn, engine)
 
     def close(self) -> None:
         """Send what is owed, stop the thread and close its connection."""
@@ -333,6 +347,14 @@ class Notifier:
         self._wanted.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
+
+
+def _close(conn: Any, engine: sa.Engine | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+    if engine is not None:
+        engine.dispose()
 
 
 # -- reading and claiming ------------------------------------------------------------------------
