@@ -53,6 +53,11 @@ def async_url(text: str) -> str:
     return text
 
 
+def _sleep(seconds: float) -> None:
+    """Sleep in a greenlet, letting the event loop run."""
+    await_(asyncio.sleep(seconds))
+
+
 def _sync_face(url: Any, **kwargs: Any) -> sa.Engine:
     """An asyncio engine, as the sync `Engine` its greenlet-bridged code uses."""
     return create_async_engine(url, **kwargs).sync_engine
@@ -96,7 +101,6 @@ class AsyncSQLStore(SQLStore):
         if self._count < 1:
             raise StoreError(f"{shown}: writers={writers}: an asyncio store needs one or more")
         self._idle: asyncio.Queue[WriteConnection] | None = None
-        self._seen = 0  # SQLite: the newest event seq a wait saw
         self._notices = _Notices(lambda: greenlet_spawn(self._connect_listener))
 
     def _writers(self) -> asyncio.Queue[WriteConnection]:
@@ -131,23 +135,8 @@ class AsyncSQLStore(SQLStore):
         events may have come before it listened)."""
         with self._db.errors("cannot wait for events"):
             if self._db.sqlite:
-                return self._poll(timeout)
+                return self._outbox._poll(timeout, _sleep)
             return await_(self._notices.wait(timeout))
-
-    def _poll(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        seen = self._seen  # as it was when this wait began: concurrent waits all wake
-        interval = 0.01
-        while True:
-            newest = self._outbox._newest()
-            if newest > seen:
-                self._seen = max(self._seen, newest)
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            await_(asyncio.sleep(min(interval, left)))
-            interval = min(interval * 2, 0.25)
 
     def _connect_listener(self) -> Any:
         """PostgreSQL: a connection of the pool's making (its URL, options and search path),

@@ -49,6 +49,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -597,20 +598,21 @@ class Outbox:
         with self._db.reading("cannot read events") as conn:
             return conn.scalar(sa.select(sa.func.max(events.c.seq))) or 0
 
-    def _poll(self, timeout: float) -> bool:
-        """SQLite: look for a newer event every 10 ms at first, backing off to 250 ms."""
+    def _poll(self, timeout: float, sleep: Callable[[float], Any] = time.sleep) -> bool:
+        """SQLite: look for a newer event every 10 ms at first, backing off to 250 ms, with
+        ``sleep`` between looks (the asyncio store's lets its event loop run)."""
         deadline = time.monotonic() + timeout
-        seen = self._last_seen
+        seen = self._last_seen  # as it was when this wait began: concurrent waits all wake
         interval = 0.01
         while True:
             newest = self._newest()
             if newest > seen:
-                self._last_seen = newest
+                self._last_seen = max(self._last_seen, newest)
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(interval, left))
+            sleep(min(interval, left))
             interval = min(interval * 2, 0.25)
 
     def _listen(self, timeout: float) -> bool:
