@@ -59,9 +59,9 @@ def test_a_bound_class_says_its_records_entity(both):
         both.start("deal", lead, actor=SELLER)
 
 
-def test_a_binding_with_load_binds_flows_read_back_from_the_store(make_persistent_engine):
+def test_a_binding_with_load_binds_flows_read_back_from_the_store(new_persistent_engine):
     table = {"lead-1": {"id": "lead-1", "subject": "Renewal"}}
-    new_engine = make_persistent_engine
+    new_engine = new_persistent_engine
     first = new_engine()
     first.register(bpf.loads_process(LEAD, source="lead.yaml"))
     first.start("lead-flow", table["lead-1"]).next(record={"id": "opp-1"})

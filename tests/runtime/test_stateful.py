@@ -10,9 +10,16 @@ from __future__ import annotations
 import copy
 import itertools
 
+from blocking import open_engine
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from runtime_support import INTRUDER, LEAD, MANAGER, REVIEW, SALES, SELLER, Clock
 
 import bpf
@@ -35,9 +42,9 @@ def allowed(definition: bpf.ProcessDefinition, actor: bpf.Actor | None) -> bool:
 
 
 class Runtime(RuleBasedStateMachine):
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
-        self.engine = bpf.Engine(clock=Clock())
+        self.engine = open_engine(kind, clock=Clock())
         for definition in DEFINITIONS.values():
             with __import__("warnings").catch_warnings():
                 __import__("warnings").simplefilter("ignore", bpf.PipelineFieldWarning)
@@ -172,6 +179,11 @@ class Runtime(RuleBasedStateMachine):
             assert (stage, status) == (flow.stage.id, flow.status)
             assert flow.revision == len(history)
 
+    def teardown(self) -> None:
+        self.engine.close()
 
-TestRuntime = Runtime.TestCase
-TestRuntime.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+def test_random_operations_keep_the_runtime_invariants(kind):
+    run_state_machine_as_test(
+        lambda: Runtime(kind),
+        settings=settings(max_examples=60, stateful_step_count=30, deadline=None))

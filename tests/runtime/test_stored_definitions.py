@@ -4,6 +4,7 @@ registered, and two engines cannot run different definitions under one name and 
 from __future__ import annotations
 
 import pytest
+from blocking import open_engine
 from runtime_support import QUALIFIED, SALES, SELLER
 
 import bpf
@@ -12,10 +13,11 @@ from bpf.store import MemoryStore
 V2 = SALES.replace("name: Deal\n", "name: Deal\nversion: 2\n", 1)
 
 
-@pytest.fixture(params=["shared-memory", "sqlite", "postgres"])
-def engines(request, tmp_path, clock):
-    """A factory of engines on one store: a MemoryStore object shared by the engines, or a
-    database."""
+@pytest.fixture(params=["shared-memory", "sqlite",
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
+def engines(request, tmp_path, kind, clock):
+    """A factory of engines of ``kind`` on one store: a MemoryStore object shared by the
+    engines, or a database."""
     if request.param == "shared-memory":
         target = MemoryStore()
     elif request.param == "sqlite":
@@ -25,7 +27,7 @@ def engines(request, tmp_path, clock):
     made = []
 
     def make():
-        made.append(bpf.Engine(target, clock=clock))
+        made.append(open_engine(kind, target, clock=clock))
         return made[-1]
 
     yield make

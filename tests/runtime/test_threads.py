@@ -5,11 +5,16 @@ from __future__ import annotations
 import itertools
 import threading
 
+import pytest
 from runtime_support import QUALIFIED, SELLER
 
 import bpf
 
 
+@pytest.mark.sync_only(
+    "OS threads sharing one bpf.Engine; an AsyncEngine is shared by tasks of one event loop, "
+    "and through the blocking face threads' calls would run one after another. The asyncio "
+    "counterpart: tests/aio/test_async_tasks.py::test_tasks_moving_one_flow_lose_no_move")
 def test_concurrent_moves_on_one_flow_are_all_recorded(engine, deal):
     flow = engine.start("deal", deal, actor=SELLER)
     deal.update(QUALIFIED, customerneed="x")
