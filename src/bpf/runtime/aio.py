@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -221,9 +220,8 @@ class AsyncEngine:
         self._direct = not opened.durable
         self._spawn = _greenlet()[1]
         self._opening: asyncio.Lock | None = None
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        #: flow id -> [its lock, how many tasks hold or wait for it]
+        self._locks: dict[str, list[Any]] = {}
         for name, fn in (actions or {}).items():
             self.actions[name] = fn
 
@@ -238,11 +236,18 @@ class AsyncEngine:
 
     async def _locked(self, flow: Flow, fn: Callable[..., T], *args: Any) -> T:
         """``fn`` with the flow's lock held: one move of a flow at a time in this process."""
-        lock = self._locks.get(flow._state.id)
-        if lock is None:
-            lock = self._locks[flow._state.id] = asyncio.Lock()
-        async with lock:
-            return await self._spawned(fn, *args)
+        key = flow._state.id
+        held = self._locks.get(key)
+        if held is None:
+            held = self._locks[key] = [asyncio.Lock(), 0]
+        held[1] += 1  # the tasks holding or waiting for it: gone with the last one
+        try:
+            async with held[0]:
+                return await self._spawned(fn, *args)
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del self._locks[key]
 
     async def _spawned(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn`` in a greenlet, even where `_call` would not need one (it awaits inside)."""
