@@ -5,6 +5,8 @@ connection, and 16 tasks moving different flows on a pool of 4 PostgreSQL connec
 
 A move is a full forward move (gate, branch, pipeline field, history), persisted in its own
 transaction on PostgreSQL. Each figure is the best of ``--rounds`` runs of 3 moves per flow.
+With uvloop installed (``pip install uvloop``; uvicorn runs it when it is there), the
+PostgreSQL figures are also taken on its event loop.
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ def main() -> None:
                 found[i][r] = fn(r)
         return [max(f) for f in found]
 
-    def pg(extra: str, tasks: int, writers: int, prefix: str):
-        return lambda r: with_schema(args.pg, lambda u: asyncio.run(
+    def pg(extra: str, tasks: int, writers: int, prefix: str, run=asyncio.run):
+        return lambda r: with_schema(args.pg, lambda u: run(
             async_moves(u + extra, n, f"{prefix}{r}", tasks, writers)))
 
     memory_sync, memory_async = best(
@@ -118,13 +120,25 @@ def main() -> None:
     # disk is out of the picture.
     off = "%20-csynchronous_commit%3Doff"
     off_one, off_pool = best(pg(off, 1, 1, "oa"), pg(off, 16, 4, "op"))
+    try:  # the event loop uvicorn runs when installed (uvicorn[standard])
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if uvloop is not None:
+        uv_one, uv_pool = best(pg("", 1, 1, "ua", uvloop.run), pg("", 16, 4, "up", uvloop.run))
     rows = [
         ("memory", "sync move", memory_sync, ""),
         ("memory", "async move", memory_async, f"{memory_async / memory_sync:.2f}x sync"),
         ("PostgreSQL, 1 connection", "sync move", pg_sync, ""),
         ("PostgreSQL, 1 connection", "async move", pg_async, f"{pg_async / pg_sync:.2f}x sync"),
         ("PostgreSQL, pool of 4", "16 tasks, different flows", pg_pool,
-         f"{pg_pool / pg_async:.2f}x one connection"),
+         f"{pg_pool / pg_async:.2f}x one connection; {pg_pool / pg_sync:.2f}x sync"),
+        *([] if uvloop is None else [
+            ("PostgreSQL, 1 connection, uvloop", "async move", uv_one,
+             f"{uv_one / pg_sync:.2f}x sync"),
+            ("PostgreSQL, pool of 4, uvloop", "16 tasks, different flows", uv_pool,
+             f"{uv_pool / uv_one:.2f}x one connection; {uv_pool / pg_sync:.2f}x sync"),
+        ]),
         ("PG synchronous_commit=off, 1", "async move", off_one, ""),
         ("PG synchronous_commit=off, 4", "16 tasks, different flows", off_pool,
          f"{off_pool / off_one:.2f}x one connection"),
