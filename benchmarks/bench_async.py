@@ -4,7 +4,8 @@ connection, and 16 tasks moving different flows on a pool of 4 PostgreSQL connec
     python benchmarks/bench_async.py [--flows 1000] [--rounds 3] [--pg URL] [--no-write]
 
 A move is a full forward move (gate, branch, pipeline field, history), persisted in its own
-transaction on PostgreSQL. Each figure is the best of ``--rounds`` runs of 3 moves per flow.
+transaction on PostgreSQL. Each round runs every configuration once (3 moves per flow); a
+figure is the median of ``--rounds`` rounds, a ratio the median of its ratios within rounds.
 With uvloop installed (``pip install uvloop``; uvicorn runs it when it is there), the
 PostgreSQL figures are also taken on its event loop.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import time
 import warnings
 
@@ -97,51 +99,64 @@ def main() -> None:
     args = parser.parse_args()
     n, rounds = args.flows, args.rounds
 
-    def best(*fns) -> list[float]:
-        # Rounds interleaved (a, b, a, b...), so a passing load on the shared machine falls on
-        # both sides of a comparison; the best of each.
-        found = [[0.0] * rounds for _ in fns]
-        for r in range(rounds):
-            for i, fn in enumerate(fns):
-                found[i][r] = fn(r)
-        return [max(f) for f in found]
-
     def pg(extra: str, tasks: int, writers: int, prefix: str, run=asyncio.run):
         return lambda r: with_schema(args.pg, lambda u: run(
             async_moves(u + extra, n, f"{prefix}{r}", tasks, writers)))
 
-    memory_sync, memory_async = best(
-        lambda r: sync_moves("memory", n * 10, f"ms{r}"),
-        lambda r: asyncio.run(async_moves("memory", n * 10, f"ma{r}")))
-    pg_sync, pg_async, pg_pool = best(
-        lambda r: with_schema(args.pg, sync_moves, n, f"ps{r}"),
-        pg("", 1, 1, "pa"), pg("", 16, 4, "pp"))
-    # Without waiting for the WAL flush at each commit: what the pool gives when the server's
-    # disk is out of the picture.
-    off = "%20-csynchronous_commit%3Doff"
-    off_one, off_pool = best(pg(off, 1, 1, "oa"), pg(off, 16, 4, "op"))
     try:  # the event loop uvicorn runs when installed (uvicorn[standard])
         import uvloop
     except ImportError:
         uvloop = None
+    # Without waiting for the WAL flush at each commit: what the pool gives when the server's
+    # disk is out of the picture.
+    off = "%20-csynchronous_commit%3Doff"
+    runs = {
+        "memory sync": lambda r: sync_moves("memory", n * 10, f"ms{r}"),
+        "memory async": lambda r: asyncio.run(async_moves("memory", n * 10, f"ma{r}")),
+        "pg sync": lambda r: with_schema(args.pg, sync_moves, n, f"ps{r}"),
+        "pg async": pg("", 1, 1, "pa"),
+        "pg pool": pg("", 16, 4, "pp"),
+        "off one": pg(off, 1, 1, "oa"),
+        "off pool": pg(off, 16, 4, "op"),
+    }
     if uvloop is not None:
-        uv_one, uv_pool = best(pg("", 1, 1, "ua", uvloop.run), pg("", 16, 4, "up", uvloop.run))
+        runs["uv one"] = pg("", 1, 1, "ua", uvloop.run)
+        runs["uv pool"] = pg("", 16, 4, "up", uvloop.run)
+    # Every configuration once per round, rounds after one another: a passing load on the
+    # shared machine falls on all of a round. A figure is the median of its rounds, a ratio
+    # the median of the ratios within each round.
+    got: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(rounds):
+        for name, fn in runs.items():
+            got[name].append(fn(r))
+
+    def rate(name: str) -> float:
+        return statistics.median(got[name])
+
+    def ratio(a: str, b: str, what: str) -> str:
+        within = [x / y for x, y in zip(got[a], got[b], strict=True)]
+        return f"{statistics.median(within):.2f}x {what}"
+
     rows = [
-        ("memory", "sync move", memory_sync, ""),
-        ("memory", "async move", memory_async, f"{memory_async / memory_sync:.2f}x sync"),
-        ("PostgreSQL, 1 connection", "sync move", pg_sync, ""),
-        ("PostgreSQL, 1 connection", "async move", pg_async, f"{pg_async / pg_sync:.2f}x sync"),
-        ("PostgreSQL, pool of 4", "16 tasks, different flows", pg_pool,
-         f"{pg_pool / pg_async:.2f}x one connection; {pg_pool / pg_sync:.2f}x sync"),
+        ("memory", "sync move", rate("memory sync"), ""),
+        ("memory", "async move", rate("memory async"), ratio("memory async", "memory sync",
+                                                             "sync")),
+        ("PostgreSQL, 1 connection", "sync move", rate("pg sync"), ""),
+        ("PostgreSQL, 1 connection", "async move", rate("pg async"),
+         ratio("pg async", "pg sync", "sync")),
+        ("PostgreSQL, pool of 4", "16 tasks, different flows", rate("pg pool"),
+         ratio("pg pool", "pg async", "one connection") + "; "
+         + ratio("pg pool", "pg sync", "sync")),
         *([] if uvloop is None else [
-            ("PostgreSQL, 1 connection, uvloop", "async move", uv_one,
-             f"{uv_one / pg_sync:.2f}x sync"),
-            ("PostgreSQL, pool of 4, uvloop", "16 tasks, different flows", uv_pool,
-             f"{uv_pool / uv_one:.2f}x one connection; {uv_pool / pg_sync:.2f}x sync"),
+            ("PostgreSQL, 1 connection, uvloop", "async move", rate("uv one"),
+             ratio("uv one", "pg sync", "sync")),
+            ("PostgreSQL, pool of 4, uvloop", "16 tasks, different flows", rate("uv pool"),
+             ratio("uv pool", "uv one", "one connection") + "; "
+             + ratio("uv pool", "pg sync", "sync")),
         ]),
-        ("PG synchronous_commit=off, 1", "async move", off_one, ""),
-        ("PG synchronous_commit=off, 4", "16 tasks, different flows", off_pool,
-         f"{off_pool / off_one:.2f}x one connection"),
+        ("PG synchronous_commit=off, 1", "async move", rate("off one"), ""),
+        ("PG synchronous_commit=off, 4", "16 tasks, different flows", rate("off pool"),
+         ratio("off pool", "off one", "one connection")),
     ]
     print(f"{'store':30} {'what':28} {'moves/s':>10}  ratio")
     for store, what, rate, ratio in rows:
