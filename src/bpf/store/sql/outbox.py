@@ -249,8 +249,9 @@ class Notifier:
 
     def committed(self) -> None:
         """A commit that wrote events is done: a NOTIFY follows within a few milliseconds."""
-        self._dirty = True
-        self._wanted.set()
+        if not self._dirty:  # else one is owed already, and the thread sends it after this
+            self._dirty = True
+            self._wanted.set()
         thread = self._thread
         if thread is None or self._pid != os.getpid() or not thread.is_alive():
             self._start()
