@@ -321,3 +321,24 @@ async def test_the_store_is_awaited_too(async_engine):
     assert await store.stage_counts("deal") == {(1, "develop"): 1}
     assert [row.id async for row in store.iter_flows("deal")] == [flow.id]
     assert (await store.last_change("o-1", "opportunity")).to_stage == "develop"
+
+
+async def test_an_asyncio_store_given_as_an_object_is_opened_on_first_use(persistent_url, clock):
+    from bpf.store.sql.aio import AsyncSQLStore
+
+    store = AsyncSQLStore(persistent_url)  # its tables not made yet
+    async with bpf.AsyncEngine(store, clock=clock) as engine:
+        await engine.register(bpf.loads_process(SALES, source="deal.yaml"))
+        flow = await engine.start("deal", {"id": "opp-1"}, actor=SELLER)
+        assert (await engine.get_flow(flow.id)).stage.id == "qualify"
+
+
+def test_a_sync_sql_store_is_refused_with_what_to_give_instead(persistent_url):
+    from bpf.store.sql import SQLStore
+
+    store = SQLStore(persistent_url)
+    try:
+        with pytest.raises(bpf.StoreError, match="would block the event loop.*database URL"):
+            bpf.AsyncEngine(store)
+    finally:
+        store.close()

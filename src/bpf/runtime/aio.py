@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from bpf._errors import BpfError
+from bpf._errors import BpfError, StoreError
 from bpf._history import StageChange, time_in_stage
 from bpf.definition.model import ProcessDefinition, Stage, Step
 from bpf.runtime.aio_outbox import AsyncConsumer
@@ -203,17 +203,24 @@ class AsyncEngine:
         writers: int | None = None,
         pool_size: int | None = None,
     ) -> None:
+        from bpf.store.sql.aio import AsyncSQLStore
+
         opened: Store
         if isinstance(store, str) and store != "memory":
-            from bpf.store.sql.aio import AsyncSQLStore
-
             opened = AsyncSQLStore(store, writers=writers, pool_size=pool_size)
-            self._pending_open = True
         else:
             from bpf.store import open_store
 
             opened = open_store(store)
-            self._pending_open = False
+            if opened.durable and not isinstance(opened, AsyncSQLStore):
+                raise StoreError(
+                    f"bpf.AsyncEngine cannot use {opened!r}: its driver would block the event "
+                    "loop at every read and write; give the database URL (or a "
+                    "bpf.store.sql.aio.AsyncSQLStore) and the engine opens it on an asyncio "
+                    "driver"
+                )
+        #: an asyncio SQL store opens (creates or checks its tables) awaited, on first use
+        self._pending_open = isinstance(opened, AsyncSQLStore)
         self._sync = _Engine(opened, clock=clock)
         self._sync._facade = self
         #: greenlets are needed once the store does I/O or an async callable is registered
