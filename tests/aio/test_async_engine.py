@@ -338,7 +338,7 @@ def test_a_sync_sql_store_is_refused_with_what_to_give_instead(persistent_url):
 
     store = SQLStore(persistent_url)
     try:
-        with pytest.raises(bpf.StoreError, match="would block the event loop.*database URL"):
+        with pytest.raises(bpf.StoreError, match=r"would block the event loop.*database URL"):
             bpf.AsyncEngine(store)
     finally:
         store.close()

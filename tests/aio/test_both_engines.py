@@ -216,3 +216,47 @@ async def test_a_new_engine_sees_the_stored_flow(new_engine, deal, store_url):
     with pytest.raises(bpf.ConcurrencyError):  # the revision check, across engines
         await flow.previous(actor=SELLER)
     assert (flow.stage.id, flow.revision) == ("develop", 2)
+
+
+async def test_lookups_inside_the_applications_transaction_see_what_it_has_not_committed(
+        new_engine, engine, deal):
+    if new_engine.url == "memory":
+        pytest.skip("the memory store has no transaction to share")
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bpf.store.sql.aio import async_url
+
+    if new_engine.kind == "sync":
+        app = sa.create_engine(new_engine.url)
+        conn = app.connect()
+
+        async def end() -> None:
+            conn.rollback()
+            conn.close()
+            app.dispose()
+    else:
+        app = create_async_engine(async_url(new_engine.url))
+        conn = await app.connect()
+
+        async def end() -> None:
+            await conn.rollback()
+            await conn.close()
+            await app.dispose()
+
+    deal.update(QUALIFIED)
+    try:
+        async with engine.transaction(conn):
+            started = await engine.start("deal", deal, actor=SELLER)
+            await started.next(actor=SELLER)
+            (found,) = await engine.flows(deal)
+            assert found == started and found.stage.id == "develop"
+            assert await engine.flow(deal, "deal") == started
+            assert await engine.active_flow(deal) == started
+            assert (await engine.last_stage_change(deal)).to_stage == "develop"
+            again = await engine.get_flow(started.id)
+            assert again == started
+            assert [e.kind for e in await again.history()] == ["start", "next"]
+    finally:
+        await end()
+    assert await engine.flows(deal) == []  # rolled back: nothing was committed

@@ -111,3 +111,24 @@ def test_sqlite_writes_through_the_application_connection_holding_the_write_lock
 def test_a_connection_of_another_kind_is_a_store_error(store):
     with pytest.raises(bpf.StoreError, match="must be a SQLAlchemy Connection"):
         store.write(Flow("f1").ops(), connection=object())
+
+
+def test_reads_through_the_application_connection_see_its_uncommitted_writes(store):
+    flow = Flow("f1", "opp-1")
+    with store.engine.connect() as conn:
+        conn.begin()
+        store.write(flow.ops(active=True), connection=conn)
+        flow.written()
+        flow.move("next", "develop", hours=1)
+        store.write(flow.ops(), connection=conn)
+
+        assert store.get_flow("f1", connection=conn) == flow.row
+        assert store.record_flows("opp-1", OPP, connection=conn) == [flow.row]
+        assert store.record_flows("opp-1", connection=conn) == [flow.row]
+        assert [e.kind for e in store.history("f1", connection=conn)] == ["start", "next"]
+        assert store.active_flow_id("opp-1", OPP, connection=conn) == "f1"
+        assert store.last_change("opp-1", OPP, connection=conn).to_stage == "develop"
+        # ...and the store's own reads see none of it before the commit.
+        assert store.get_flow("f1") is None and store.record_flows("opp-1", OPP) == []
+        conn.rollback()
+    assert store.get_flow("f1") is None

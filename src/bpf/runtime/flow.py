@@ -206,7 +206,7 @@ class Flow:
     def history(self) -> tuple[StageChange, ...]:
         """Every stage and status change of this flow, oldest first."""
         if self._history is None:
-            self._history = self._engine.store.history(self._state.id)
+            self._history = self._engine._read_history(self._state.id)
         return tuple(self._history)
 
     @property

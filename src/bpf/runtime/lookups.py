@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bpf.runtime.bindings import Bindings, Records
     from bpf.runtime.identity import IdentityMap
     from bpf.runtime.registry import Registry
+    from bpf.runtime.transaction import Transactions
     from bpf.store.base import Store
 
 
@@ -33,12 +34,23 @@ class Lookups:
     _records: Records
     _flows: IdentityMap
     _flow_class: type[Flow]
+    _tx: Transactions
+
+    def _through(self) -> dict[str, Any]:
+        """Where lookups read: inside `Engine.transaction`, through the application's
+        connection, so they see what bpf wrote there and is not committed yet (a flow just
+        started, a move); else in the store's own transaction."""
+        unit = self._tx.unit
+        if unit is None or unit.connection is None:
+            return {}
+        return {"connection": unit.connection}
 
     def flows(self, record: Any, *, entity: str | None = None) -> list[Flow]:
         """Every flow on the record (a record object or its id), all processes, in start order."""
         entity, rid = self._records.resolve(record, entity)
         with self._lock:
-            flows = [self._materialize(row) for row in self._store.record_flows(rid, entity)]
+            flows = [self._materialize(row)
+                     for row in self._store.record_flows(rid, entity, **self._through())]
             if not isinstance(record, str):
                 for flow in flows:
                     bind_if_matches(flow, entity, rid, record)
@@ -72,7 +84,7 @@ class Lookups:
         """The flow the record shows: the last one started on it or switched to."""
         entity, rid = self._records.resolve(record, entity)
         with self._lock:
-            flow_id = self._store.active_flow_id(rid, entity)
+            flow_id = self._store.active_flow_id(rid, entity, **self._through())
             if flow_id is None:
                 return None
             for flow in self.flows(record, entity=entity):
@@ -85,12 +97,16 @@ class Lookups:
         the pipeline phase (which flow, which stage, who, when)."""
         entity, rid = self._records.resolve(record, entity)
         with self._lock:
-            return self._store.last_change(rid, entity)
+            return self._store.last_change(rid, entity, **self._through())
+
+    def _read_history(self, flow_id: str) -> list[StageChange]:
+        """A flow's history from the store, read where the lookups read (`Flow.history`)."""
+        return self._store.history(flow_id, **self._through())
 
     def get_flow(self, flow_id: str) -> Flow:
         """A flow by its id; `bpf.FlowNotFoundError` when there is none."""
         with self._lock:
-            found = self._store.get_flow(flow_id)
+            found = self._store.get_flow(flow_id, **self._through())
             if found is None:
                 raise FlowNotFoundError(f"no flow with id {flow_id!r}")
             return self._materialize(found)
@@ -147,7 +163,7 @@ class Lookups:
 
     def _refresh(self, flow: Flow) -> None:
         with self._lock:
-            row = self._store.get_flow(flow.id)
+            row = self._store.get_flow(flow.id, **self._through())
             if row is None:
                 raise FlowNotFoundError(f"flow {flow.id!r} is no longer in the store")
             if row.revision != flow._state.revision:

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bpf._errors import StoreError
 from bpf._history import StageChange, stays
@@ -177,26 +177,34 @@ class Store(ABC):
         `bpf.FlowExistsError` when an `InsertFlow` duplicates (process, primary record).
         """
 
+    # The lookups below take the application's ``connection`` as `write` does: inside its
+    # transaction (`bpf.Engine.transaction`) they read through it, and so see what bpf wrote
+    # there and the application has not committed yet. A store without transactions to share
+    # (memory) has none to read through.
+
     @abstractmethod
-    def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
+    def record_flows(self, record_id: str, entity: str | None = None, *,
+                     connection: Any = None) -> list[FlowRow]:
         """Every flow spanning the record (``entity``, ``record_id``), in start order; with
         ``entity`` None, the flows spanning a record of that id of any entity (the engine
         uses it to tell whether an id is ambiguous)."""
 
     @abstractmethod
-    def get_flow(self, flow_id: str) -> FlowRow | None:
+    def get_flow(self, flow_id: str, *, connection: Any = None) -> FlowRow | None:
         """One flow by id, or None."""
 
     @abstractmethod
-    def history(self, flow_id: str) -> list[StageChange]:
+    def history(self, flow_id: str, *, connection: Any = None) -> list[StageChange]:
         """The flow's history, oldest first."""
 
     @abstractmethod
-    def active_flow_id(self, record_id: str, entity: str) -> str | None:
+    def active_flow_id(self, record_id: str, entity: str, *,
+                       connection: Any = None) -> str | None:
         """The id of the flow the record shows, or None."""
 
     @abstractmethod
-    def last_change(self, record_id: str, entity: str) -> StageChange | None:
+    def last_change(self, record_id: str, entity: str, *,
+                    connection: Any = None) -> StageChange | None:
         """The latest stage change on the record by any flow, or None."""
 
     @abstractmethod

@@ -136,7 +136,8 @@ class MemoryStore(Store):
             elif kind is AppendEvent:
                 self._append_event(op.event)
 
-    def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
+    def record_flows(self, record_id: str, entity: str | None = None, *,
+                     connection: Any = None) -> list[FlowRow]:
         if entity is None:
             # Rare (an id given without its entity): scan for every entity with that id.
             ids = {f for (_, r), state in self._records.items() if r == record_id
@@ -145,17 +146,19 @@ class MemoryStore(Store):
         state = self._records.get((entity, record_id))
         return [self._flows[f] for f in state.flows] if state else []
 
-    def get_flow(self, flow_id: str) -> FlowRow | None:
+    def get_flow(self, flow_id: str, *, connection: Any = None) -> FlowRow | None:
         return self._flows.get(flow_id)
 
-    def history(self, flow_id: str) -> list[StageChange]:
+    def history(self, flow_id: str, *, connection: Any = None) -> list[StageChange]:
         return list(self._history.get(flow_id, ()))
 
-    def active_flow_id(self, record_id: str, entity: str) -> str | None:
+    def active_flow_id(self, record_id: str, entity: str, *,
+                       connection: Any = None) -> str | None:
         state = self._records.get((entity, record_id))
         return state.active if state else None
 
-    def last_change(self, record_id: str, entity: str) -> StageChange | None:
+    def last_change(self, record_id: str, entity: str, *,
+                    connection: Any = None) -> StageChange | None:
         state = self._records.get((entity, record_id))
         return state.last_change if state else None
 

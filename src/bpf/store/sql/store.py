@@ -3,6 +3,7 @@ questions to `bpf.store.sql.reports`."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,21 @@ from bpf.store.sql.tables import definitions, flows
 from bpf.store.sql.writer import Writer
 
 _PAGE = 500  # flows per page when streaming
+
+
+class _InSchema:
+    """The application's connection running bpf's reads in the store's schema, per statement
+    (its own statements keep their schemas)."""
+
+    def __init__(self, connection: Connection, db: Any) -> None:
+        self._connection = connection
+        self._options = {"schema_translate_map": {None: db.schema}}
+
+    def execute(self, statement: Any, params: Any = None) -> Any:
+        return self._connection.execute(statement, params, execution_options=self._options)
+
+    def scalar(self, statement: Any, params: Any = None) -> Any:
+        return self._connection.scalar(statement, params, execution_options=self._options)
 
 
 class SQLStore(Store):
@@ -137,43 +153,65 @@ class SQLStore(Store):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _rows(self, doing: str, statement: Any, params: Mapping[str, Any]) -> list[FlowRow]:
-        """The flows ``statement`` reads; their states go to the writer (see `Writer.remember`)."""
+    @contextlib.contextmanager
+    def _reading(self, doing: str, connection: Connection | None) -> Iterator[Any]:
+        """A read transaction of the store's own, or the application's ``connection`` inside
+        its transaction (its statements in the store's schema, if it has one)."""
+        if connection is None:
+            with self._db.reading(doing) as conn:
+                yield conn
+            return
+        with self._db.errors(doing):
+            yield connection if self._db.schema is None else _InSchema(connection, self._db)
+
+    def _rows(self, doing: str, statement: Any, params: Mapping[str, Any],
+              connection: Connection | None = None) -> list[FlowRow]:
+        """The flows ``statement`` reads; their states go to the writer (see `Writer.remember`):
+        read through the application's transaction, for its writes through it until it ends
+        (they may show its own changes, which may yet roll back)."""
         states: dict[str, FlowState] = {}
-        with self._db.reading(doing) as conn:
+        with self._reading(doing, connection) as conn:
             found = flow_rows(conn.execute(statement, params), states)
-        self._writer.remember(states)
+        if connection is None:
+            self._writer.remember(states)
+        else:
+            self._writer.remember_through(connection, states)
         return found
 
     @retry_dropped
-    def record_flows(self, record_id: str, entity: str | None = None) -> list[FlowRow]:
+    def record_flows(self, record_id: str, entity: str | None = None, *,
+                     connection: Connection | None = None) -> list[FlowRow]:
         if entity is not None:
             return self._rows("cannot read flows", RECORD_FLOWS,
-                              {"record_id": record_id, "entity": entity})
-        found = self._rows("cannot read flows", ID_FLOWS, {"record_id": record_id})
+                              {"record_id": record_id, "entity": entity}, connection)
+        found = self._rows("cannot read flows", ID_FLOWS, {"record_id": record_id}, connection)
         # A flow spanning two records of that id (a lead 42 and its opportunity 42) comes
         # once per span: keep its first, in start order.
         seen: set[str] = set()
         return [r for r in found if not (r.id in seen or seen.add(r.id))]
 
     @retry_dropped
-    def get_flow(self, flow_id: str) -> FlowRow | None:
-        found = self._rows("cannot read a flow", GET_FLOW, {"flow_id": flow_id})
+    def get_flow(self, flow_id: str, *, connection: Connection | None = None
+                 ) -> FlowRow | None:
+        found = self._rows("cannot read a flow", GET_FLOW, {"flow_id": flow_id}, connection)
         return found[0] if found else None
 
     @retry_dropped
-    def history(self, flow_id: str) -> list[StageChange]:
-        with self._db.reading("cannot read history") as conn:
+    def history(self, flow_id: str, *, connection: Connection | None = None
+                ) -> list[StageChange]:
+        with self._reading("cannot read history", connection) as conn:
             return [StageChange(*r) for r in conn.execute(HISTORY, {"flow_id": flow_id})]
 
     @retry_dropped
-    def active_flow_id(self, record_id: str, entity: str) -> str | None:
-        with self._db.reading("cannot read a record") as conn:
+    def active_flow_id(self, record_id: str, entity: str, *,
+                       connection: Connection | None = None) -> str | None:
+        with self._reading("cannot read a record", connection) as conn:
             return conn.scalar(ACTIVE_FLOW, {"record_id": record_id, "entity": entity})
 
     @retry_dropped
-    def last_change(self, record_id: str, entity: str) -> StageChange | None:
-        with self._db.reading("cannot read a record") as conn:
+    def last_change(self, record_id: str, entity: str, *,
+                    connection: Connection | None = None) -> StageChange | None:
+        with self._reading("cannot read a record", connection) as conn:
             r = conn.execute(LAST_CHANGE, {"record_id": record_id, "entity": entity}).first()
         return None if r is None else last_change(record_id, r)
 

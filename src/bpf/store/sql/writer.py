@@ -196,6 +196,13 @@ class Writer:
         cursor.execute("RELEASE SAVEPOINT bpf_write")
         return states
 
+    def remember_through(self, connection: Connection, states: dict[str, FlowState]) -> None:
+        """Keep the states of flows read through the application's ``connection``: its next
+        write of a flow at that revision needs no read first (a read then a write in one
+        SQLite transaction can fail where a write alone waits its turn)."""
+        if states:
+            self._remember_on_commit(connection, states)
+
     def _remember_on_commit(self, connection: Connection, states: dict[str, FlowState]) -> None:
         """Keep ``states`` when the application's transaction on ``connection`` commits; drop
         them on its rollback, or on the rollback of any savepoint of it (bpf's writes may have
