@@ -29,7 +29,7 @@ from sqlalchemy.util import await_, greenlet_spawn
 from bpf._errors import StoreError
 from bpf.store.base import Op
 from bpf.store.sql.connection import WriteConnection, engine_from_url
-from bpf.store.sql.outbox import CHANNEL
+from bpf.store.sql.outbox import listener
 from bpf.store.sql.store import SQLStore
 
 #: The asyncio driver of each database, for a URL that names none (or a sync one).
@@ -147,7 +147,7 @@ class AsyncSQLStore(SQLStore):
         if self._count < 1:
             raise StoreError(f"{shown}: writers={writers}: an asyncio store needs one or more")
         self._idle: asyncio.Queue[WriteConnection] | None = None
-        self._notices = _Notices(lambda: greenlet_spawn(self._connect_listener))
+        self._notices = _Notices(lambda: greenlet_spawn(listener, self._db.engine, await_))
 
     def _writers(self) -> asyncio.Queue[WriteConnection]:
         # Made on first use, in the running event loop.
@@ -184,21 +184,6 @@ class AsyncSQLStore(SQLStore):
             if self._db.sqlite:
                 return self._outbox._poll(timeout, _sleep)
             return await_(self._notices.wait(timeout))
-
-    def _connect_listener(self) -> Any:
-        """PostgreSQL: a connection of the pool's making (its URL, options and search path),
-        taken out of the pool for good, listening on the store's channel."""
-        raw = self._db.engine.raw_connection()
-        try:
-            driver = raw.driver_connection  # psycopg.AsyncConnection
-            await_(driver.set_autocommit(True))
-            channel = await_(await_(driver.execute(f"SELECT {CHANNEL}")).fetchone())[0]
-            await_(driver.execute(f'LISTEN "{channel}"'))
-        except BaseException:
-            raw.close()
-            raise
-        raw.detach()
-        return driver
 
     def close(self) -> None:
         if self._notices.listening:

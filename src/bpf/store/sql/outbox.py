@@ -351,6 +351,26 @@ class Notifier:
             thread.join(timeout=5)
 
 
+def listener(engine: sa.Engine, wait: Callable[[Any], Any] = lambda done: done) -> Any:
+    """PostgreSQL: a psycopg 3 connection of ``engine``'s making (its URL, options and search
+    path), taken out of its pool for good, listening on the store's channel. ``wait`` turns
+    what the driver returns into its result: nothing to do for a sync connection, ``await_``
+    for an asyncio one (whose methods are coroutines)."""
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        if not hasattr(driver, "notifies"):
+            raise TypeError("not psycopg 3")
+        wait(driver.set_autocommit(True))
+        channel = wait(wait(driver.execute(f"SELECT {CHANNEL}")).fetchone())[0]
+        wait(driver.execute(f'LISTEN "{channel}"'))
+    except BaseException:
+        raw.close()
+        raise
+    raw.detach()  # kept out of the pool for good: it only listens
+    return driver
+
+
 def _close(conn: Any, engine: sa.Engine | None) -> None:
     if conn is not None:
         with contextlib.suppress(Exception):
@@ -632,20 +652,7 @@ class Outbox:
         return False
 
     def _connect_listener(self) -> Any:
-        raw = self._db.engine.raw_connection()
-        try:
-            driver = raw.driver_connection
-            if not hasattr(driver, "notifies"):
-                raise TypeError("not psycopg 3")
-            driver.autocommit = True
-            channel = driver.execute("SELECT 'bpf_events_' || current_schema()").fetchone()[0]
-            driver.execute(f'LISTEN "{channel}"')
-        except BaseException:
-            raw.close()
-            raise
-        # Kept out of the pool for good: it only listens.
-        raw.detach()
-        return driver
+        return listener(self._db.engine)
 
     def close(self) -> None:
         if self.notifier is not None:
