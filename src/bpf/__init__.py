@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from bpf.definition.loader import load_process, loads_process
     from bpf.definition.model import Branch, Outcome, ProcessDefinition, Stage, Step
     from bpf.definition.standard import standard_process, standard_processes
-    from bpf.runtime.aio import AsyncEngine, AsyncFlow
+    from bpf.runtime.aio import AsyncEngine
+    from bpf.runtime.aio_flow import AsyncFlow
     from bpf.runtime.aio_outbox import AsyncConsumer
     from bpf.runtime.engine import Engine
     from bpf.runtime.flow import Actor, Flow, FlowEvent
@@ -54,7 +55,8 @@ _LAZY = {
                     "bpf.definition.model"),
     **dict.fromkeys(("standard_process", "standard_processes"), "bpf.definition.standard"),
     "Engine": "bpf.runtime.engine",
-    **dict.fromkeys(("AsyncEngine", "AsyncFlow"), "bpf.runtime.aio"),
+    "AsyncEngine": "bpf.runtime.aio",
+    "AsyncFlow": "bpf.runtime.aio_flow",
     "AsyncConsumer": "bpf.runtime.aio_outbox",
     **dict.fromkeys(("Actor", "Flow", "FlowEvent"), "bpf.runtime.flow"),
     "StageChange": "bpf._history",

@@ -25,12 +25,15 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
-from bpf._errors import BpfError, StoreError
-from bpf._history import StageChange, time_in_stage
-from bpf.definition.model import ProcessDefinition, Stage, Step
+from sqlalchemy.util import await_, greenlet_spawn
+
+from bpf._errors import StoreError
+from bpf._history import StageChange
+from bpf.definition.model import ProcessDefinition
+from bpf.runtime.aio_flow import AsyncFlow
 from bpf.runtime.aio_outbox import AsyncConsumer
 from bpf.runtime.bindings import EntityBinding
 from bpf.runtime.engine import Engine
@@ -42,20 +45,11 @@ from bpf.store.base import Event, Store
 T = TypeVar("T")
 
 
-def _greenlet() -> tuple[Any, Any]:
-    try:
-        from sqlalchemy.util import await_, greenlet_spawn
-    except ImportError as exc:  # pragma: no cover - SQLAlchemy is a dependency
-        raise BpfError("bpf.AsyncEngine needs SQLAlchemy 2: pip install 'bpf[async]'") from exc
-    return await_, greenlet_spawn
-
-
 def _awaiting(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` as the sync engine calls it: an ``async def`` function is awaited in place
     (its caller runs in a greenlet); a plain one is returned as it is."""
     if not inspect.iscoroutinefunction(fn):
         return fn
-    await_, _ = _greenlet()
 
     @functools.wraps(fn)
     def awaited(*args: Any, **kwargs: Any) -> Any:
@@ -83,99 +77,9 @@ class _TaskTransactions(Transactions):
 class _Engine(Engine):
     """The sync engine an `AsyncEngine` runs: awaitable flows, a batch per task."""
 
-    _flow_class: type[Flow]  # AsyncFlow, set below
+    _flow_class = AsyncFlow
     _transactions_class = _TaskTransactions
     _facade: AsyncEngine
-
-
-class AsyncFlow(Flow):
-    """A flow of an `AsyncEngine`: the same state and names as `bpf.Flow`; the operations
-    that change it, or may read the store or a record, are awaited."""
-
-    __module__ = "bpf"
-    __slots__ = ()
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        facade: AsyncEngine = self._engine._facade  # type: ignore[attr-defined]
-        if facade._direct:
-            # Nothing awaited inside: the operation runs whole before any other task does,
-            # so it needs neither the greenlet nor the flow's lock.
-            return fn(*args)
-        return await facade._locked(self, fn, *args)
-
-    async def next(  # type: ignore[override]
-        self, *, actor: Actor | None = None, record: Any = None,
-        expected_stage: str | None = None, expected_revision: int | None = None,
-    ) -> Stage:
-        """See `bpf.Flow.next`."""
-        return await self._run(self._engine._next, self, actor, record, expected_stage,
-                               expected_revision)
-
-    async def previous(  # type: ignore[override]
-        self, *, actor: Actor | None = None, expected_stage: str | None = None,
-        expected_revision: int | None = None,
-    ) -> Stage:
-        """See `bpf.Flow.previous`."""
-        return await self._run(self._engine._previous, self, actor, expected_stage,
-                               expected_revision)
-
-    async def set_active(  # type: ignore[override]
-        self, stage_id: str, *, actor: Actor | None = None, expected_stage: str | None = None,
-        expected_revision: int | None = None,
-    ) -> Stage:
-        """See `bpf.Flow.set_active`."""
-        return await self._run(self._engine._set_active, self, stage_id, actor,
-                               expected_stage, expected_revision)
-
-    async def finish(  # type: ignore[override]
-        self, outcome: str | None = None, *, actor: Actor | None = None,
-        expected_stage: str | None = None, expected_revision: int | None = None,
-    ) -> None:
-        """See `bpf.Flow.finish`."""
-        await self._run(self._engine._finish, self, outcome, actor, expected_stage,
-                        expected_revision)
-
-    async def abandon(  # type: ignore[override]
-        self, *, actor: Actor | None = None, expected_stage: str | None = None,
-        expected_revision: int | None = None,
-    ) -> None:
-        """See `bpf.Flow.abandon`."""
-        await self._run(self._engine._abandon, self, actor, expected_stage, expected_revision)
-
-    async def reactivate(  # type: ignore[override]
-        self, *, actor: Actor | None = None, expected_stage: str | None = None,
-        expected_revision: int | None = None,
-    ) -> None:
-        """See `bpf.Flow.reactivate`."""
-        await self._run(self._engine._reactivate, self, actor, expected_stage,
-                        expected_revision)
-
-    async def refresh(self) -> AsyncFlow:  # type: ignore[override]
-        """See `bpf.Flow.refresh`."""
-        await self._run(self._engine._refresh, self)
-        return self
-
-    async def view(self, actor: Actor | None = None) -> dict[str, Any]:  # type: ignore[override]
-        """See `bpf.Flow.view`."""
-        return await self._engine._facade._call(Flow.view, self, actor)  # type: ignore[attr-defined]
-
-    async def missing(self) -> list[Step]:  # type: ignore[override]
-        """See `bpf.Flow.missing`."""
-        return await self._engine._facade._call(Flow.missing, self)  # type: ignore[attr-defined]
-
-    async def history(self) -> tuple[StageChange, ...]:  # type: ignore[override]
-        """See `bpf.Flow.history` (a method here: it may read the store)."""
-        return await self._engine._facade._call(Flow.history.fget, self)  # type: ignore[attr-defined]
-
-    async def time_in_stage(  # type: ignore[override]
-        self, stage_id: str, *, now: datetime | None = None
-    ) -> timedelta:
-        """See `bpf.Flow.time_in_stage`."""
-        self.process.stage(stage_id)  # unknown stage: UnknownStageError
-        return time_in_stage(await self.history(), stage_id, now or self._engine.now())
-
-
-_Engine._flow_class = AsyncFlow
 
 
 class AsyncEngine:
@@ -225,7 +129,6 @@ class AsyncEngine:
         self._sync._facade = self
         #: greenlets are needed once the store does I/O or an async callable is registered
         self._direct = not opened.durable
-        self._spawn = _greenlet()[1]
         self._opening: asyncio.Lock | None = None
         #: flow id -> [its lock, how many tasks hold or wait for it]
         self._locks: dict[str, list[Any]] = {}
@@ -239,7 +142,7 @@ class AsyncEngine:
             await self.open()
         if self._direct:
             return fn(*args, **kwargs)
-        return await self._spawn(fn, *args, **kwargs)  # type: ignore[no-any-return]
+        return await greenlet_spawn(fn, *args, **kwargs)  # type: ignore[no-any-return]
 
     async def _locked(self, flow: Flow, fn: Callable[..., T], *args: Any) -> T:
         """``fn`` with the flow's lock held: one move of a flow at a time in this process."""
@@ -260,7 +163,7 @@ class AsyncEngine:
         """``fn`` in a greenlet, even where `_call` would not need one (it awaits inside)."""
         if self._pending_open:
             await self.open()
-        return await self._spawn(fn, *args)  # type: ignore[no-any-return]
+        return await greenlet_spawn(fn, *args)  # type: ignore[no-any-return]
 
     def _async_callable(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         wrapped = _awaiting(fn)
@@ -276,7 +179,6 @@ class AsyncEngine:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._pending_open:
-                _, greenlet_spawn = _greenlet()
                 await greenlet_spawn(self._sync.store.open)  # type: ignore[attr-defined]
                 self._pending_open = False
         return self
@@ -456,7 +358,6 @@ class AsyncEngine:
     async def aclose(self) -> None:
         """Release the store's connections."""
         if self._sync.store.durable:
-            _, greenlet_spawn = _greenlet()
             await greenlet_spawn(self._sync.close)
         else:
             self._sync.close()
