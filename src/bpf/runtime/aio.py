@@ -38,7 +38,8 @@ from bpf.runtime.aio_outbox import AsyncConsumer
 from bpf.runtime.bindings import EntityBinding
 from bpf.runtime.engine import Engine
 from bpf.runtime.flow import Actor, Flow, FlowEvent
-from bpf.runtime.transaction import Transactions, Unit
+from bpf.runtime.transaction import Transactions
+from bpf.runtime.unit import Unit
 from bpf.store.aio import AsyncStore
 from bpf.store.base import Event, Store
 
