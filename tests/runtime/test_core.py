@@ -9,7 +9,7 @@ import pytest
 from runtime_support import QUALIFIED, SALES, SELLER
 
 import bpf
-from bpf.runtime import core
+from bpf.runtime import changes, core
 from bpf.runtime.compiled import compile_process
 from bpf.store import FlowRow
 
@@ -22,7 +22,7 @@ def compiled():
 
 
 def test_the_core_decides_a_move_from_a_row_and_field_values_alone(compiled):
-    start = core.start(compiled, "f-1", "opp-1", AT, SELLER)
+    start = changes.start(compiled, "f-1", "opp-1", AT, SELLER)
     assert start.after.stage == "qualify" and start.after.revision == 1
     assert start.writes == (("stepname", "1-Qualify"),)
 
@@ -36,7 +36,7 @@ def test_the_core_decides_a_move_from_a_row_and_field_values_alone(compiled):
     big = dict(QUALIFIED, budgetamount=500_000)
     assert core.decide_next(compiled, start.after, big.get, SELLER) == "executive-review"
     target = core.decide_next(compiled, start.after, QUALIFIED.get, SELLER)
-    change = core.enter(compiled, start.after, "next", target, "opp-1", (), AT, SELLER)
+    change = changes.enter(compiled, start.after, "next", target, "opp-1", (), AT, SELLER)
     assert (change.after.stage, change.after.revision) == ("develop", 2)
     assert change.after.traversed == ("qualify", "develop")
     assert change.entry.kind == "next" and change.entry.actor == "maria"
@@ -46,14 +46,14 @@ def test_the_core_decides_a_move_from_a_row_and_field_values_alone(compiled):
 
 
 def test_the_core_refuses_with_the_one_vocabulary(compiled):
-    state = core.start(compiled, "f-1", "opp-1", AT, SELLER).after
+    state = changes.start(compiled, "f-1", "opp-1", AT, SELLER).after
     intruder = bpf.Actor("mallory", roles={"marketing"})
     assert core.decide_next(compiled, state, QUALIFIED.get, intruder).reason == "role"
     assert core.decide_previous(compiled, state, SELLER).reason == "beginning"
     assert core.decide_set_active(compiled, state, "qualify", SELLER).reason == "active"
     assert core.decide_set_active(compiled, state, "develop", SELLER).reason == "unreachable"
     assert core.decide_finish(compiled, state, None, SELLER, {}.get).reason == "end"
-    aborted = core.change_status(compiled, state, "abandon", "opp-1", AT, SELLER).after
+    aborted = changes.change_status(compiled, state, "abandon", "opp-1", AT, SELLER).after
     assert aborted.status == "aborted" and aborted.completed_at == AT
     assert core.decide_next(compiled, aborted, QUALIFIED.get, SELLER).reason == "status"
     assert core.decide_reactivate(compiled, aborted, SELLER) == {}

@@ -25,7 +25,7 @@ from bpf._errors import (
     RecordError,
 )
 from bpf.definition.model import ProcessDefinition, Step
-from bpf.runtime import core
+from bpf.runtime import changes, core
 from bpf.runtime import migrate as migration
 from bpf.runtime.bindings import (
     Bindings,
@@ -189,7 +189,7 @@ class Engine(Lookups, Moves):
                 for row in self._store.record_flows(rid, entity):
                     if row.process == process and row.records[0] == (entity, rid):
                         raise FlowExistsError(f"{entity} {rid!r} already has a {process!r} flow")
-            change = core.start(compiled, new_flow_id(), rid, self.now(), actor)
+            change = changes.start(compiled, new_flow_id(), rid, self.now(), actor)
             # A durable store is read back for history; the memory store holds the history
             # itself, and a second list per flow would cost a million flows 120 MB.
             flow = self._flow_class(self, compiled, change.after, (record,),

@@ -20,9 +20,9 @@ from typing import Any
 
 from bpf._errors import Reason, TransitionError, UnknownStageError
 from bpf.definition.model import ProcessDefinition
-from bpf.runtime import core
+from bpf.runtime import changes
+from bpf.runtime.changes import Change
 from bpf.runtime.compiled import CompiledProcess
-from bpf.runtime.core import Change
 from bpf.store.base import FlowRow
 
 
@@ -94,7 +94,7 @@ def change(
             reason=Reason.MIGRATE,
         )
     entity = target.stages[new_id].stage.entity
-    rid = core.record_of(state.records, entity)
+    rid = changes.record_of(state.records, entity)
     if rid is None:
         raise TransitionError(
             f"flow {state.id!r} would move from stage {old_stage.id!r} to {new_id!r}, on the "
@@ -102,7 +102,7 @@ def change(
             f"{', '.join(e for e, _ in state.records)}",
             reason=Reason.ENTITY,
         )
-    return core.migrate(
+    return changes.migrate(
         target, state, source, new_id, _path(state.traversed, mapping, definition, new_id),
         rid, at, actor,
     )

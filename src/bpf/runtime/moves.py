@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bpf._errors import BpfError, ConcurrencyError, HookError, Reason, RecordError, TransitionError
 from bpf.definition.model import Stage
-from bpf.runtime import core
+from bpf.runtime import changes, core
 from bpf.runtime.bindings import raiser
 from bpf.runtime.core import Refusal
 from bpf.runtime.flow import Actor, Flow, FlowEvent
@@ -146,7 +146,7 @@ class Moves:
             bound = (*bound[:index], given, *bound[index + 1:])
         if given is not None:
             obj = given
-        change = core.enter(compiled, state, kind, target_id, rid, new_records, at, actor)
+        change = changes.enter(compiled, state, kind, target_id, rid, new_records, at, actor)
         self._tx.apply(flow, change, obj, bound, actor,
                        save=self._records.save_of(entity) if self._bindings.any else None)
         return target.stage
@@ -208,10 +208,10 @@ class Moves:
         if self._hooks["status_changing"]:
             self._hooks.before(FlowEvent(
                 "status_changing", flow, kind, stage, stage, state.status,
-                core.STATUS_OF[kind], actor, outcome,
+                changes.STATUS_OF[kind], actor, outcome,
             ))
-        rid = core.record_of(state.records, entity) or state.records[0][1]
-        change = core.change_status(flow._compiled, state, kind, rid, self.now(), actor,
+        rid = changes.record_of(state.records, entity) or state.records[0][1]
+        change = changes.change_status(flow._compiled, state, kind, rid, self.now(), actor,
                                     outcome, setters)
         self._tx.apply(flow, change, record, flow._bound, actor,
                        save=self._records.save_of(entity) if setters else None)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from bpf._errors import RecordError, StoreError
-from bpf.runtime.core import Change
+from bpf.runtime.changes import Change
 from bpf.runtime.flow import Flow, FlowEvent
 from bpf.runtime.hooks import Hooks, run_actions
 from bpf.runtime.identity import IdentityMap, new_event_id
@@ -32,7 +32,7 @@ from bpf.store.base import (
 if TYPE_CHECKING:
     from bpf.runtime.compiled import CompiledProcess
 
-_new = tuple.__new__  # see bpf.runtime.core
+_new = tuple.__new__  # see bpf.runtime.changes
 _STATUS_KINDS = frozenset({"finish", "abandon", "reactivate"})
 
 
