@@ -15,7 +15,8 @@ import attrs
 
 from bpf._errors import DefinitionError, Reason
 from bpf.cli._common import CliError
-from bpf.definition._yaml import Kind, read_file, read_yaml
+from bpf.definition._yaml import Kind, read_yaml
+from bpf.definition._yaml_source import read_file
 
 #: Step kinds, and the keys each accepts besides ``record``, ``actor``, ``process``, ``expect``.
 KINDS: dict[str, frozenset[str]] = {

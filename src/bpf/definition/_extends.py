@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from bpf._errors import Problem
-from bpf.definition._yaml import Locator, Path
+from bpf.definition._yaml_source import Locator, Path
 
 # Keys of the extending file that are not process data.
 _NOT_COPIED = ("extends", "stages")

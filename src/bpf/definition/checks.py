@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from bpf._errors import Problem
-from bpf.definition._yaml import Locator, Path
+from bpf.definition._yaml_source import Locator, Path
 from bpf.definition.conditions import OPERATORS, condition_from_data
 from bpf.definition.model import DEFAULT_CATEGORIES, Branch, ProcessDefinition, Stage, Step
 from bpf.definition.satisfy import analyse, enterable, why_never

@@ -19,7 +19,8 @@ import attrs
 
 from bpf._errors import BpfError, DefinitionError, DefinitionWarning, Problem
 from bpf.definition._extends import apply_extension
-from bpf.definition._yaml import Locator, read_file, read_yaml
+from bpf.definition._yaml import read_yaml
+from bpf.definition._yaml_source import Locator, read_file
 from bpf.definition.checks import check_process
 from bpf.definition.conditions import condition_from_data
 from bpf.definition.model import (

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from bpf._errors import Problem
-from bpf.definition._yaml import Locator, Path
+from bpf.definition._yaml_source import Locator, Path
 from bpf.definition.conditions import OPERATORS
 
 _COMBINATORS = ("all", "any", "not")
