@@ -20,6 +20,7 @@ from bpf._errors import BpfError, DefinitionError, Problem
 from bpf.definition.loader import loads_process
 from bpf.definition.model import ProcessDefinition
 from bpf.interop.dynamics._convert import slug, write
+from bpf.interop.dynamics._flowdef import FlowDef
 from bpf.interop.dynamics._source import (
     OptionSets,
     Row,
@@ -31,7 +32,7 @@ from bpf.interop.dynamics._source import (
     option_sets_in,
     rows_in,
 )
-from bpf.interop.dynamics._xaml import FlowDef, read_flow
+from bpf.interop.dynamics._xaml import read_flow
 
 __all__ = ["Conversion", "convert"]
 

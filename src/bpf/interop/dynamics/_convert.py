@@ -11,8 +11,7 @@ import attrs
 import yaml
 
 from bpf.definition.model import DEFAULT_CATEGORIES
-from bpf.interop.dynamics._source import OptionSets, Row
-from bpf.interop.dynamics._xaml import (
+from bpf.interop.dynamics._flowdef import (
     BranchDef,
     Compare,
     FlowDef,
@@ -21,6 +20,7 @@ from bpf.interop.dynamics._xaml import (
     StageDef,
     Unsupported,
 )
+from bpf.interop.dynamics._source import OptionSets, Row
 
 #: Step types by the form control a step shows (the first 8 hex digits of its ClassId).
 CONTROL_TYPES = {
