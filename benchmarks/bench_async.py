@@ -167,9 +167,10 @@ def main() -> None:
         body += (
             "\n\nThe commits of different connections do not wait for each other: PostgreSQL "
             "events are numbered by their readers and notified after the commit "
-            "(`bpf.store.sql.outbox`), so a pool of connections multiplies the moves per "
-            "second until the client's CPU runs out: one event loop does the client's work "
-            "of every connection, on a 2-core machine it shares with the server.")
+            "(`bpf.store.sql.events`, `bpf.store.sql.notifier`), so a pool of connections "
+            "multiplies the moves per second until the client's CPU runs out: one event loop "
+            "does the client's work of every connection, on a 2-core machine it shares with "
+            "the server.")
         write_section("async", "The asyncio engine", body,
                       f"python benchmarks/bench_async.py --flows {n} --rounds {rounds}")
 

@@ -3,7 +3,7 @@ numbered without a gap, one flow's events in the order of its changes, none of a
 change; waiting consumers wake after each kind of commit.
 
 On PostgreSQL events are written pending and numbered by the readers
-(`bpf.store.sql.outbox`): these tests race readers against writers to catch an event passed
+(`bpf.store.sql.events`): these tests race readers against writers to catch an event passed
 over or numbered twice."""
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def notifier_threads() -> list[threading.Thread]:
 @pytest.mark.postgres
 def test_the_notifier_thread_ends_when_idle_and_comes_back_with_the_next_commit(
         postgres_url, monkeypatch):
-    from bpf.store.sql.outbox import Notifier
+    from bpf.store.sql.notifier import Notifier
 
     monkeypatch.setattr(Notifier, "IDLE", 0.2)
     before = len(notifier_threads())

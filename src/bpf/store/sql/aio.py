@@ -29,7 +29,7 @@ from sqlalchemy.util import await_, greenlet_spawn
 from bpf._errors import StoreError
 from bpf.store.base import Op
 from bpf.store.sql.connection import WriteConnection, engine_from_url
-from bpf.store.sql.outbox import listener
+from bpf.store.sql.notifier import listener
 from bpf.store.sql.store import SQLStore
 
 #: The asyncio driver of each database, for a URL that names none (or a sync one).

@@ -1,28 +1,7 @@
-"""The outbox in SQL: the events table written with each change, the consumers' positions,
-claiming a partition for one worker, pruning, and waiting for new events.
-
-``bpf_events`` holds one row per committed change, written in the transaction of the change.
-Its ``seq`` is the order a reader sees, and a reader that sees event n sees every event below n:
-
-- SQLite has one writer at a time and numbers rows itself as they are written (the largest
-  number plus one: pruning always keeps the newest event, so a number is never reused;
-  AUTOINCREMENT would cost a write of its own per event).
-- PostgreSQL commits many writers at once, in an order no number taken while writing can
-  know: a counter locked until the commit would serialize every commit behind it (it did:
-  docs/performance.md). So a change writes its event *pending*, with a negative ``seq`` from
-  the sequence ``bpf_event_pending`` (no lock), and readers number the committed pending
-  events before they read (`Outbox.number`): under the counter row's lock, in the order they
-  were written, after the largest number given. Two events of one flow were written in the
-  order of their changes (the second change waited for the first one's commit), so they are
-  numbered in that order; an event of a rolled-back change never becomes visible and is
-  never numbered. A reader reads ``seq > position`` only: pending events stay out of sight.
-
-Waiting consumers are woken by ``NOTIFY`` on the channel ``bpf_events_<schema>``. PostgreSQL
-serializes the commits of every transaction that sent a NOTIFY, so the store's own writes do
-not send one: after their commit a `Notifier` thread sends one, at most every few
-milliseconds, for all the commits since its last. A write through the application's
-transaction (which commits when the application says) sends its NOTIFY inside it, delivered
-by its commit.
+"""The outbox in SQL, read: events in order, the consumers' positions, claiming a partition
+for one worker, pruning, and waiting for new events. The tables, and how events are written
+and numbered, are `bpf.store.sql.events`'s; how waiting consumers are woken,
+`bpf.store.sql.notifier`'s.
 
 ``bpf_consumers`` keeps each consumer's position per partition (events are spread over
 `bpf.store.base.PARTITIONS` by flow id). A worker claims one partition at a time:
@@ -43,8 +22,6 @@ event: a reader or consumer behind it gets `bpf.EventsPrunedError`.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import logging
 import os
 import socket
 import threading
@@ -58,326 +35,18 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from bpf._errors import EventsPrunedError
-from bpf.store.base import PARTITIONS, Claim, Event, partition_of
-from bpf.store.sql.tables import UTCDateTime, metadata
-
-_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY on SQLite
-
-events = sa.Table(
-    "bpf_events", metadata,
-    sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String, nullable=False),
-    sa.Column("part", sa.SmallInteger, nullable=False),
-    sa.Column("flow_id", sa.String, nullable=False),
-    sa.Column("process", sa.String, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("entity", sa.String, nullable=False),
-    sa.Column("record_id", sa.String, nullable=False),
-    sa.Column("kind", sa.String, nullable=False),
-    sa.Column("from_stage", sa.String),
-    sa.Column("to_stage", sa.String, nullable=False),
-    sa.Column("from_status", sa.String),
-    sa.Column("to_status", sa.String, nullable=False),
-    sa.Column("outcome", sa.String),
-    sa.Column("actor", sa.String),
-    sa.Column("at", UTCDateTime, nullable=False),
-    # A worker reads its partition after its position.
-    sa.Index("ix_bpf_events_part", "part", "seq"),
+from bpf.store.base import Claim, Event
+from bpf.store.sql.events import (
+    ANY_PENDING,
+    LOCK_COUNTER,
+    NUMBER,
+    READ,
+    consumers,
+    events,
+    horizons,
+    locks,
 )
-
-#: PostgreSQL: the pending numbers of events not yet numbered (see the module).
-pending = sa.Sequence("bpf_event_pending", metadata=metadata)
-
-counter = sa.Table(
-    "bpf_event_counter", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("last_seq", sa.BigInteger, nullable=False),
-)
-
-horizons = sa.Table(
-    "bpf_event_horizons", metadata,
-    sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-)
-
-consumers = sa.Table(
-    "bpf_consumers", metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("owner", sa.String),  # SQLite: the worker holding the partition...
-    sa.Column("lease_until", sa.Float, nullable=False, default=0.0),  # ...until (epoch s)
-)
-
-locks = sa.Table(
-    # PostgreSQL: a worker holds a partition by locking its row here (FOR UPDATE SKIP LOCKED)
-    # for as long as it works on it; the position, in bpf_consumers, is committed meanwhile.
-    "bpf_consumer_locks", metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("part", sa.SmallInteger, primary_key=True, autoincrement=False),
-)
-
-#: The outbox tables, created with the others (schema version 3; `pending`, version 4).
-TABLES = (events, counter, horizons, consumers, locks)
-
-#: An event's columns as `event_params` builds them (the database gives ``seq``).
-EVENT_COLUMNS = (
-    "id", "part", "flow_id", "process", "version", "entity", "record_id", "kind",
-    "from_stage", "to_stage", "from_status", "to_status", "outcome", "actor", "at",
-)
-#: An event's columns in `bpf.Event` field order.
-_READ = (events.c.id, events.c.seq,
-         *(events.c[c] for c in EVENT_COLUMNS if c not in ("id", "part")))
-#: PostgreSQL: the channel NOTIFY wakes waiting consumers on, one per schema.
-CHANNEL = "'bpf_events_' || current_schema()"
-
-
-def create(conn: sa.Connection) -> None:
-    """Create the outbox tables and their first rows (a new database, or schema 2 to 3)."""
-    for table in TABLES:
-        table.create(conn, checkfirst=True)
-    conn.execute(counter.insert().values(id=1, last_seq=0))
-    conn.execute(horizons.insert(), [{"part": p, "seq": 0} for p in range(-1, PARTITIONS)])
-
-
-def create_pending(conn: sa.Connection) -> None:
-    """PostgreSQL: the sequence of pending event numbers (schema 3 to 4; SQLite has none)."""
-    if conn.dialect.name != "sqlite":
-        pending.create(conn, checkfirst=True)
-
-
-def event_params(event: Event, dt: Any) -> tuple[Any, ...]:
-    """An event as the parameters of the insert (in `EVENT_COLUMNS` order)."""
-    return (event.id, partition_of(event.flow_id), event.flow_id, event.process, event.version,
-            event.entity, event.record_id, event.kind, event.from_stage, event.to_stage,
-            event.from_status, event.to_status, event.outcome, event.actor, dt(event.at))
-
-
-def insert_statement(dialect: str) -> Any:
-    """The insert of one event: the database numbers it on SQLite; on PostgreSQL it is
-    written pending (see the module)."""
-    if dialect == "sqlite":
-        return events.insert()
-    return events.insert().values(seq=-pending.next_value())
-
-
-def notify_statement() -> Any:
-    """PostgreSQL: wake the consumers waiting on this schema's channel."""
-    return sa.select(sa.func.pg_notify(sa.literal_column(CHANNEL), sa.literal_column("''")))
-
-
-#: The columns of an event the single-move statement takes as parameters; the others are the
-#: history row's (`FROM_HISTORY`), the same values by construction (`bpf.runtime.transaction`).
-SINGLE_MOVE_COLUMNS = ("id", "part", "entity", "from_status", "to_status", "outcome")
-FROM_HISTORY = ("flow_id", "process", "version", "record_id", "kind", "from_stage", "to_stage",
-                "actor", "at")
-
-
-def single_move_params(event: Event) -> tuple[Any, ...]:
-    """An event as the parameters of the single-move statement (`SINGLE_MOVE_COLUMNS`)."""
-    return (event.id, partition_of(event.flow_id), event.entity, event.from_status,
-            event.to_status, event.outcome)
-
-
-def single_move_cte(entry: Any, params: Any, notify: bool) -> Any:
-    """PostgreSQL, for the single-move statement: the event's insert, pending, made of the
-    history row ``entry`` inserted (so only when the flow's UPDATE matched) and the
-    parameters of `SINGLE_MOVE_COLUMNS` (prefixed ``e_``); with ``notify``, NOTIFYing in the
-    same transaction. ``params(table, prefix, columns)`` makes the bound parameters.
-
-    Fewer than 51 parameters keep the statement in psycopg's cache of parsed queries: one
-    parameter more and every move parsed it again (docs/performance.md)."""
-    given = dict(zip(SINGLE_MOVE_COLUMNS,
-                     params(events, "e_", SINGLE_MOVE_COLUMNS).selected_columns, strict=True))
-    values = [given[c] if c in given else entry.c[c] for c in EVENT_COLUMNS]
-    inserted = events.insert().from_select(
-        ("seq", *EVENT_COLUMNS), sa.select(-pending.next_value(), *values).select_from(entry))
-    if notify:
-        # RETURNING runs for each row inserted, read or not (a data-modifying WITH runs to
-        # completion).
-        inserted = inserted.returning(
-            sa.func.pg_notify(sa.literal_column(CHANNEL), sa.literal_column("''")))
-    return inserted.cte("event")
-
-
-def _number_statement(batch: int) -> Any:
-    """PostgreSQL: number up to ``batch`` committed pending events, in the order they were
-    written (the pending number closest to zero first), after the counter's last number, and
-    move the counter on. Run with the counter row locked (see `Outbox.number`)."""
-    last = sa.select(counter.c.last_seq).where(counter.c.id == 1).scalar_subquery()
-    todo = (
-        sa.select(events.c.seq.label("old"),
-                  (last + sa.func.row_number().over(order_by=events.c.seq.desc())).label("new"))
-        .where(events.c.seq < 0).order_by(events.c.seq.desc()).limit(batch).cte("todo")
-    )
-    numbered = (events.update().where(events.c.seq == todo.c.old).values(seq=todo.c.new)
-                .returning(events.c.seq).cte("numbered"))
-    return counter.update().where(counter.c.id == 1).values(last_seq=sa.func.coalesce(
-        sa.select(sa.func.max(numbered.c.seq)).scalar_subquery(), counter.c.last_seq))
-
-
-_ANY_PENDING = sa.select(events.c.seq).where(events.c.seq < 0).limit(1)
-_LOCK_COUNTER = sa.select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()
-_NUMBER = _number_statement(10_000)
-
-log = logging.getLogger("bpf.outbox")
-
-
-class Notifier:
-    """PostgreSQL: NOTIFY the waiting consumers after the store's own commits, from a thread
-    of its own, on a connection of its own, at most once every `INTERVAL` seconds; each
-    NOTIFY is sent after every commit it stands for (see the module).
-
-    Its commits do not wait for the WAL flush (``synchronous_commit=off``): a NOTIFY is
-    delivered at commit either way, and one lost in a server crash wakes nobody who could
-    still read the event before the restart.
-    """
-
-    INTERVAL = 0.01
-    IDLE = 10.0
-
-    def __init__(self, db: Any) -> None:
-        self._db = db
-        self._wanted = threading.Event()
-        self._dirty = False
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._engine: sa.Engine | None = None
-
-    def committed(self) -> None:
-        """A commit that wrote events is done: a NOTIFY follows within a few milliseconds."""
-        if not self._dirty:  # else one is owed already, and the thread sends it after this
-            self._dirty = True
-            self._wanted.set()
-        thread = self._thread
-        if thread is None or self._pid != os.getpid() or not thread.is_alive():
-            self._start()
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            thread = self._thread
-            if thread is not None and self._pid == os.getpid() and thread.is_alive():
-                return
-            if self._pid != os.getpid():
-                self._conn = self._engine = None  # a forked child: the parent's, not ours
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="bpf-outbox-notifier",
-                                            daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        failed = False
-        while True:
-            if not self._wanted.wait(self.IDLE) and self._idle():
-                return
-            self._wanted.clear()
-            if self._dirty:
-                self._dirty = False  # before the NOTIFY: a later commit asks for another
-                try:
-                    self._notify()
-                    failed = False
-                except Exception as exc:  # the database is away: consumers cannot read anyway
-                    if not failed:
-                        log.warning("bpf outbox: cannot notify waiting consumers: %s", exc)
-                    failed = True
-                    self._drop()
-                    self._dirty = True
-                    if not self._closed:
-                        self._wanted.set()
-                        time.sleep(0.5)
-            if self._closed:
-                self._drop()
-                return
-            time.sleep(self.INTERVAL)  # the commits of that time share the next NOTIFY
-
-    def _idle(self) -> bool:
-        """After `IDLE` seconds without a commit: end the thread and close its connection
-        (so a store nobody closes is not kept alive by it), unless a commit came just now."""
-        with self._lock:
-            self._thread = None
-            if self._wanted.is_set():  # `committed` saw this thread and started none
-                self._thread = threading.current_thread()
-                return False
-            # Taken under the lock: a thread `committed` starts next opens its own.
-            conn, engine, self._conn, self._engine = self._conn, self._engine, None, None
-        _close(conn, engine)
-        return True
-
-    def _notify(self) -> None:
-        if self._conn is None:
-            self._conn = self._connect()
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(f"SELECT pg_notify({CHANNEL}, '')")
-        finally:
-            cursor.close()
-
-    def _connect(self) -> Any:
-        engine = self._db.engine
-        if engine.dialect.is_async:
-            # The asyncio store's engine runs only inside its event loop's greenlets: this
-            # thread opens a sync connection to the same database (psycopg 3, or psycopg2).
-            driver = "postgresql+psycopg" if importlib.util.find_spec("psycopg") else "postgresql"
-            engine = self._engine = sa.create_engine(engine.url.set(drivername=driver),
-                                                     poolclass=sa.pool.NullPool)
-        raw = engine.raw_connection()
-        try:
-            raw.dbapi_connection.autocommit = True
-            cursor = raw.dbapi_connection.cursor()
-            cursor.execute("SET synchronous_commit TO off")
-            cursor.close()
-        except BaseException:
-            raw.close()
-            raise
-        raw.detach()  # kept out of the pool for good: it only notifies
-        return raw.dbapi_connection
-
-    def _drop(self) -> None:
-        conn, engine, self._conn, self._engine = self._conn, self._engine, None, None
-        _close(conn, engine)
-
-    def close(self) -> None:
-        """Send what is owed, stop the thread and close its connection."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread if self._pid == os.getpid() else None
-        self._wanted.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-
-
-def listener(engine: sa.Engine, wait: Callable[[Any], Any] = lambda done: done) -> Any:
-    """PostgreSQL: a psycopg 3 connection of ``engine``'s making (its URL, options and search
-    path), taken out of its pool for good, listening on the store's channel. ``wait`` turns
-    what the driver returns into its result: nothing to do for a sync connection, ``await_``
-    for an asyncio one (whose methods are coroutines)."""
-    raw = engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        if not hasattr(driver, "notifies"):
-            raise TypeError("not psycopg 3")
-        wait(driver.set_autocommit(True))
-        channel = wait(wait(driver.execute(f"SELECT {CHANNEL}")).fetchone())[0]
-        wait(driver.execute(f'LISTEN "{channel}"'))
-    except BaseException:
-        raw.close()
-        raise
-    raw.detach()  # kept out of the pool for good: it only listens
-    return driver
-
-
-def _close(conn: Any, engine: sa.Engine | None) -> None:
-    if conn is not None:
-        with contextlib.suppress(Exception):
-            conn.close()
-    if engine is not None:
-        engine.dispose()
-
+from bpf.store.sql.notifier import Notifier, listener
 
 # -- reading and claiming ------------------------------------------------------------------------
 
@@ -415,13 +84,13 @@ class Outbox:
             return
         with self._db.errors("cannot number events"), \
                 self._db.transaction(write=True) as conn:
-            if conn.scalar(_ANY_PENDING) is None:
+            if conn.scalar(ANY_PENDING) is None:
                 return
             # The counter's lock first, then, in a statement of its own (a snapshot taken after
             # the lock), the numbering: a second reader numbering at the same time waits here
             # and then sees what the first numbered.
-            conn.execute(_LOCK_COUNTER)
-            conn.execute(_NUMBER)
+            conn.execute(LOCK_COUNTER)
+            conn.execute(NUMBER)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -431,7 +100,7 @@ class Outbox:
             horizon = conn.scalar(sa.select(horizons.c.seq).where(horizons.c.part == -1)) or 0
             if after is not None and after < horizon:
                 raise _pruned(f"events after {after}", horizon)
-            query = sa.select(*_READ).where(events.c.seq > (after or 0))
+            query = sa.select(*READ).where(events.c.seq > (after or 0))
             if process is not None:
                 query = query.where(events.c.process == process)
             return [_event(r) for r in conn.execute(query.order_by(events.c.seq).limit(limit))]
@@ -479,7 +148,7 @@ class Outbox:
     @staticmethod
     def _events(conn: sa.Connection, part: int, position: int, limit: int) -> tuple[Event, ...]:
         return tuple(_event(r) for r in conn.execute(
-            sa.select(*_READ).where(events.c.part == part, events.c.seq > position)
+            sa.select(*READ).where(events.c.part == part, events.c.seq > position)
             .order_by(events.c.seq).limit(limit)))
 
     def claim(self, name: str, worker: str, limit: int, lease: float,

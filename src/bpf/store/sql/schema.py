@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bpf._errors import StoreError
-from bpf.store.sql import outbox
+from bpf.store.sql import events
 from bpf.store.sql.connection import Database
 from bpf.store.sql.tables import definitions, flow_records, flows, history, meta, metadata, records
 
 #: The schema version this code writes. Stored in ``bpf_meta``; see `MIGRATIONS`.
 #: 1: records by id alone. 2: records by (entity, id); the definitions table. 3: the outbox
-#: (events, consumers: `bpf.store.sql.outbox`). 4: PostgreSQL numbers events as they are read
+#: (events, consumers: `bpf.store.sql.events`). 4: PostgreSQL numbers events as they are read
 #: (the sequence ``bpf_event_pending``), not under a lock held until each write's commit.
 SCHEMA_VERSION = 4
 
@@ -75,7 +75,7 @@ def open_schema(db: Database) -> None:
         stored = _stored_version(conn, db)  # again: another process may have done it
         if stored is None:
             metadata.create_all(conn, checkfirst=True)
-            outbox.create(conn)  # its first rows
+            events.create(conn)  # its first rows
             conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
             return
         for version in range(stored, SCHEMA_VERSION):
@@ -234,5 +234,5 @@ def _v2_records(conn: Connection) -> list[dict[str, Any]]:
 #: Forward migrations of the stored schema: ``MIGRATIONS[n](connection)`` upgrades a version-n
 #: schema to version n + 1, inside the transaction that then records the new version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    1: _v1_to_v2, 2: outbox.create, 3: outbox.create_pending,
+    1: _v1_to_v2, 2: events.create, 3: events.create_pending,
 }

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from bpf.store.sql import outbox
+from bpf.store.sql import events
 from bpf.store.sql.tables import (
     FLOW_COLUMNS,
     HISTORY_COLUMNS,
@@ -120,7 +120,7 @@ _FIND_FLOW = sa.select(flows.c.id).where(
 def _single_move_statement(with_event: bool = False, notify: bool = False) -> Any:
     """PostgreSQL: update a flow at its expected revision and, only if that matched, insert
     its history row and upsert the record's last change (and, ``with_event``, its outbox
-    event, pending, NOTIFYing if ``notify``: `bpf.store.sql.outbox`); selects how many flows
+    event, pending, NOTIFYing if ``notify``: `bpf.store.sql.events`); selects how many flows
     matched."""
 
     def params(table: sa.Table, prefix: str, columns: Sequence[str]) -> sa.Select[Any]:
@@ -141,7 +141,7 @@ def _single_move_statement(with_event: bool = False, notify: bool = False) -> An
         HISTORY_ORDER, params(history, "h_", HISTORY_ORDER).select_from(updated)
     )
     if with_event:
-        entry = entry.returning(*(history.c[c] for c in outbox.FROM_HISTORY))
+        entry = entry.returning(*(history.c[c] for c in events.FROM_HISTORY))
     entry = entry.cte("entry")
     last = pg_dialect.insert(records).from_select(
         LAST_ORDER, params(records, "r_", LAST_ORDER).select_from(updated)
@@ -152,7 +152,7 @@ def _single_move_statement(with_event: bool = False, notify: bool = False) -> An
     ).cte("last")
     statement = sa.select(sa.func.count()).select_from(updated).add_cte(entry).add_cte(last)
     if with_event:
-        statement = statement.add_cte(outbox.single_move_cte(entry, params, notify))
+        statement = statement.add_cte(events.single_move_cte(entry, params, notify))
     return statement
 
 
@@ -210,15 +210,15 @@ class Statements:
         add("upsert_last", upsert_last, LAST_ORDER, LAST_ORDER)
         add("flow_state", _FLOW_STATE, ("id",))
         add("find_flow", _FIND_FLOW, ("process", "entity", "record_id"))
-        events = outbox.EVENT_COLUMNS
-        add("insert_event", outbox.insert_statement(dialect.name), events, events)
+        columns = events.EVENT_COLUMNS
+        add("insert_event", events.insert_statement(dialect.name), columns, columns)
         if dialect.name != "sqlite":
             add("single_move", _single_move_statement(), SINGLE_MOVE_ORDER)
-            with_event = (*SINGLE_MOVE_ORDER, *(f"e_{c}" for c in outbox.SINGLE_MOVE_COLUMNS))
+            with_event = (*SINGLE_MOVE_ORDER, *(f"e_{c}" for c in events.SINGLE_MOVE_COLUMNS))
             add("single_move_event", _single_move_statement(with_event=True), with_event)
             add("single_move_event_notify",
                 _single_move_statement(with_event=True, notify=True), with_event)
-            add("notify", outbox.notify_statement(), ())
+            add("notify", events.notify_statement(), ())
 
     def execute(self, cursor: Any, name: str, params: Any) -> Any:
         """Run statement ``name`` on ``cursor`` with one tuple, or a list of them; the cursor."""

@@ -35,7 +35,7 @@ from bpf.store.base import (
     UpdateFlow,
 )
 from bpf.store.sql.connection import Database, WriteConnection, cause
-from bpf.store.sql.outbox import event_params, single_move_params
+from bpf.store.sql.events import event_params, single_move_params
 from bpf.store.sql.rows import (
     FlowState,
     aware,
@@ -60,7 +60,7 @@ class Writer:
     def __init__(self, db: Database, committed: Callable[[], None] | None = None) -> None:
         self._db = db
         #: called after a commit of the store's own that wrote outbox events (PostgreSQL's
-        #: `bpf.store.sql.outbox.Notifier`)
+        #: `bpf.store.sql.notifier.Notifier`)
         self._committed = committed
         self._connection = WriteConnection(db)
         self._statements: Statements | None = None  # compiled on the first write
@@ -363,7 +363,7 @@ class Writer:
 
     def _append_events(self, cursor: Any, appended: list[tuple[Any, ...]], notify: bool) -> None:
         """Insert outbox events: numbered by SQLite itself; pending on PostgreSQL, with a
-        NOTIFY if ``notify`` (`bpf.store.sql.outbox`)."""
+        NOTIFY if ``notify`` (`bpf.store.sql.events`)."""
         statements = self._statements
         assert statements is not None
         statements.execute(cursor, "insert_event", appended)
