@@ -23,16 +23,22 @@ def count(conn, table="bpf_flows"):
     return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
 
 
+def started_and_moved(store, conn) -> Flow:
+    """Flow f1 on opp-1 started and moved to develop through ``conn``, in a transaction it
+    leaves open."""
+    flow = Flow("f1", "opp-1")
+    conn.begin()
+    store.write(flow.ops(active=True), connection=conn)
+    flow.written()
+    flow.move("next", "develop", hours=1)
+    store.write(flow.ops(), connection=conn)  # a move of a flow of this transaction
+    return flow
+
+
 @pytest.mark.parametrize("commit", [True, False], ids=["commit", "rollback"])
 def test_writes_are_seen_by_the_application_before_its_commit_and_end_with_it(store, commit):
-    flow = Flow("f1", "opp-1")
     with store.engine.connect() as conn:
-        conn.begin()
-        store.write(flow.ops(active=True), connection=conn)
-        flow.written()
-        flow.move("next", "develop", hours=1)
-        store.write(flow.ops(), connection=conn)  # a move of a flow of this transaction
-
+        flow = started_and_moved(store, conn)
         assert count(conn) == 1 and count(conn, "bpf_history") == 2
         assert store.get_flow("f1") is None  # the store's own connections: not committed yet
         (conn.commit if commit else conn.rollback)()
@@ -114,14 +120,8 @@ def test_a_connection_of_another_kind_is_a_store_error(store):
 
 
 def test_reads_through_the_application_connection_see_its_uncommitted_writes(store):
-    flow = Flow("f1", "opp-1")
     with store.engine.connect() as conn:
-        conn.begin()
-        store.write(flow.ops(active=True), connection=conn)
-        flow.written()
-        flow.move("next", "develop", hours=1)
-        store.write(flow.ops(), connection=conn)
-
+        flow = started_and_moved(store, conn)
         assert store.get_flow("f1", connection=conn) == flow.row
         assert store.record_flows("opp-1", OPP, connection=conn) == [flow.row]
         assert store.record_flows("opp-1", connection=conn) == [flow.row]
